@@ -1,0 +1,47 @@
+"""Default locations: state dir, runtime dir, control endpoint, caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "function-stream"
+
+
+def default_state_dir() -> Path:
+    """Where fsd keeps its registry, package store and embedded broker data.
+
+    systemd sets STATE_DIRECTORY (StateDirectory=function-stream ->
+    /var/lib/function-stream); a user gets the XDG location.
+    """
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / APP
+
+
+def default_runtime_dir() -> Path:
+    """Where fsd puts its sockets: RUNTIME_DIRECTORY under systemd, else XDG or /tmp."""
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(os.environ["XDG_RUNTIME_DIR"]) / APP
+    return Path(f"/tmp/{APP}-{os.getuid()}")
+
+
+def default_control_endpoint() -> str:
+    """The control endpoint fsd binds and fsctl connects to, unless told otherwise."""
+    return os.environ.get("FS_ENDPOINT") or f"ipc://{default_runtime_dir() / 'fsd.sock'}"
+
+
+def cache_dir() -> Path:
+    """Downloads kept across runs, outside any repository (the Pulsar distribution)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / APP
+
+
+def ipc_path(endpoint: str) -> Path | None:
+    """The filesystem path of an ``ipc://`` endpoint, or None for other transports."""
+    if endpoint.startswith("ipc://"):
+        return Path(endpoint[len("ipc://") :])
+    return None

@@ -1,0 +1,195 @@
+"""The one wire protocol between fsctl, fsd and fsworker (msgpack over ZeroMQ).
+
+Control requests (fsctl -> fsd, DEALER -> ROUTER) are envelopes
+``{v, id, cmd, args}``; replies are ``{v, id, ok: true, data}`` or
+``{v, id, ok: false, error: {code, message}}``.  Worker events (fsworker ->
+fsd, PUSH -> PULL) are ``{v, kind, function, replica, pid, ...}``.
+
+Everything that decodes bytes from a peer goes through this module, so a
+malformed frame always turns into a ``ProtocolError`` and never into a crash.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+# Large enough for an 18 MB componentize-py module in a create request.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+class ErrorCode(enum.StrEnum):
+    """Error codes a reply can carry; fsctl maps them to messages and exit codes."""
+
+    BAD_REQUEST = "bad_request"  # envelope malformed or wrong types
+    VERSION_MISMATCH = "version_mismatch"
+    UNKNOWN_COMMAND = "unknown_command"
+    INVALID_ARGUMENT = "invalid_argument"  # a field has a bad value
+    INVALID_MODULE = "invalid_module"  # not wasm, or missing the ABI exports
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    CONFLICT = "conflict"  # the current state forbids the action
+    UNAVAILABLE = "unavailable"  # e.g. the broker is not ready
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A frame that cannot be decoded or does not match the envelope."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decoded control request."""
+
+    id: int
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A decoded control reply."""
+
+    id: int
+    ok: bool
+    data: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def _pack(obj: dict[str, Any]) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(frame: bytes, limit: int) -> dict[str, Any]:
+    if len(frame) > limit:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"message of {len(frame)} bytes exceeds the {limit}-byte limit"
+        )
+    try:
+        obj = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"frame is not valid msgpack: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"envelope must be a map, got {type(obj).__name__}"
+        )
+    version = obj.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ErrorCode.VERSION_MISMATCH,
+            f"protocol version {version!r} is not supported (this side speaks {PROTOCOL_VERSION})",
+        )
+    return obj
+
+
+def encode_request(request_id: int, cmd: str, args: dict[str, Any] | None = None) -> bytes:
+    """Encode a control request envelope."""
+    return _pack({"v": PROTOCOL_VERSION, "id": request_id, "cmd": cmd, "args": args or {}})
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode and validate a control request; raises ProtocolError."""
+    obj = _unpack(frame, MAX_REQUEST_BYTES)
+    request_id, cmd, args = obj.get("id"), obj.get("cmd"), obj.get("args", {})
+    if not isinstance(request_id, int) or isinstance(request_id, bool):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "envelope field 'id' must be an integer")
+    if not isinstance(cmd, str) or not cmd:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "envelope field 'cmd' must be a non-empty string"
+        )
+    if not isinstance(args, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "envelope field 'args' must be a map")
+    return Request(id=request_id, cmd=cmd, args=args)
+
+
+def encode_ok(request_id: int, data: Any = None) -> bytes:
+    """Encode a successful reply."""
+    return _pack({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "data": data})
+
+
+def encode_error(request_id: int | None, code: ErrorCode, message: str) -> bytes:
+    """Encode an error reply (request_id is None when the request could not be decoded)."""
+    return _pack(
+        {
+            "v": PROTOCOL_VERSION,
+            "id": request_id,
+            "ok": False,
+            "error": {"code": str(code), "message": message},
+        }
+    )
+
+
+def decode_reply(frame: bytes) -> Reply:
+    """Decode a reply envelope; raises ProtocolError."""
+    obj = _unpack(frame, MAX_REQUEST_BYTES)
+    request_id = obj.get("id")
+    ok = obj.get("ok")
+    if not isinstance(ok, bool):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "reply field 'ok' must be a boolean")
+    if ok:
+        return Reply(id=request_id, ok=True, data=obj.get("data"))
+    error = obj.get("error")
+    if not isinstance(error, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "error reply without an 'error' map")
+    return Reply(
+        id=request_id,
+        ok=False,
+        error_code=str(error.get("code", ErrorCode.INTERNAL)),
+        error_message=str(error.get("message", "")),
+    )
+
+
+# --- worker events (fsworker -> fsd) ---------------------------------------------------------
+
+
+class EventKind(enum.StrEnum):
+    """What a worker tells fsd."""
+
+    READY = "ready"  # module instantiated, consumer subscribed, producer created
+    HEARTBEAT = "heartbeat"  # from the processing loop, with counters
+    ERROR = "error"  # a one-line reason, sent before a non-zero exit
+
+
+MAX_EVENT_BYTES = 64 * 1024
+
+
+def encode_event(kind: EventKind, function: str, replica: int, pid: int, **fields: Any) -> bytes:
+    """Encode a worker event."""
+    return _pack(
+        {
+            "v": PROTOCOL_VERSION,
+            "kind": str(kind),
+            "function": function,
+            "replica": replica,
+            "pid": pid,
+            **fields,
+        }
+    )
+
+
+def decode_event(frame: bytes) -> dict[str, Any]:
+    """Decode and validate a worker event; raises ProtocolError."""
+    obj = _unpack(frame, MAX_EVENT_BYTES)
+    try:
+        obj["kind"] = EventKind(obj.get("kind"))
+    except ValueError:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"unknown event kind {obj.get('kind')!r}"
+        ) from None
+    for key, typ in (("function", str), ("replica", int), ("pid", int)):
+        if not isinstance(obj.get(key), typ):
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, f"event field {key!r} must be {typ.__name__}"
+            )
+    return obj

@@ -1,0 +1,1 @@
+"""fsctl: the operator's command line for fsd (parse, send, print)."""

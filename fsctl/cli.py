@@ -1,0 +1,261 @@
+"""fsctl: create, inspect and delete functions; produce to and consume from topics.
+
+Exit codes: 0 ok; 1 the command failed; 2 usage error; 3 fsd unreachable.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fscommon.exitcodes import CtlExit
+from fscommon.paths import default_control_endpoint
+from fsctl import output
+from fsctl.client import CommandFailed, Unreachable, call
+
+
+class Ctx:
+    """Options shared by every command."""
+
+    def __init__(self, endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+
+    def call(
+        self, cmd: str, args: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Send a request to fsd; errors end the command with the right exit code."""
+        try:
+            return call(self.endpoint, cmd, args, timeout or self.timeout)
+        except Unreachable as exc:
+            output.error(str(exc))
+            sys.exit(CtlExit.UNREACHABLE)
+        except CommandFailed as exc:
+            output.error(exc.message)
+            sys.exit(CtlExit.FAILED)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --json to a command."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=what)
+        out[key] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--endpoint",
+    envvar="FS_ENDPOINT",
+    default=default_control_endpoint,
+    show_default="ipc://<runtime dir>/fsd.sock",
+    help="fsd's control endpoint.",
+)
+@click.option(
+    "--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for fsd."
+)
+@click.pass_context
+def main(ctx: click.Context, endpoint: str, timeout: float) -> None:
+    """Control Function Stream: run WebAssembly functions on Pulsar topics."""
+    ctx.obj = Ctx(endpoint, timeout)
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@click.option(
+    "-a",
+    "--archive",
+    "archive",
+    required=True,
+    help="The function's WebAssembly module (.wasm).",
+)
+@click.option("-i", "--input", "inputs", multiple=True, required=True, help="Input topic (repeat).")
+@click.option("-o", "--output", help="Output topic (omit for a sink function).")
+@click.option("-r", "--replicas", type=int, default=1, show_default=True)
+@click.option("--config", "config", multiple=True, help="key=value for the function (repeat).")
+@click.option("--no-wait", is_flag=True, help="Return without waiting for the replicas to run.")
+@json_option
+@pass_ctx
+def create(
+    ctx: Ctx,
+    name: str,
+    archive: str,
+    inputs: tuple[str, ...],
+    output: str | None,
+    replicas: int,
+    config: tuple[str, ...],
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Register a function and start its replicas."""
+    path = Path(archive)
+    try:
+        wasm = path.read_bytes()
+    except OSError as exc:
+        output_error = f"cannot read module '{archive}': {exc.strerror}"
+        output.error(output_error)
+        sys.exit(CtlExit.FAILED)
+    args = {
+        "name": name,
+        "wasm": wasm,
+        "wasm_name": path.name,
+        "inputs": list(inputs),
+        "output": output,
+        "replicas": replicas,
+        "config": _parse_pairs(config, "--config"),
+        "wait": not no_wait,
+    }
+    data = ctx.call("create", args, timeout=max(ctx.timeout, 90.0))
+    if as_json:
+        output.emit_json(data)
+        return
+    running = sum(r["state"] == "RUNNING" for r in data["replicas"])
+    click.echo(f"Function '{name}' created: {running}/{len(data['replicas'])} replicas running")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@json_option
+@pass_ctx
+def delete(ctx: Ctx, name: str, as_json: bool) -> None:
+    """Stop a function's replicas and unregister it."""
+    data = ctx.call("delete", {"name": name}, timeout=max(ctx.timeout, 60.0))
+    if as_json:
+        output.emit_json(data)
+    else:
+        click.echo(f"Function '{name}' deleted")
+
+
+@main.command(name="list")
+@json_option
+@pass_ctx
+def list_(ctx: Ctx, as_json: bool) -> None:
+    """List registered functions."""
+    data = ctx.call("list")
+    if as_json:
+        output.emit_json(data)
+    else:
+        output.print_list(data)
+
+
+@main.command()
+@click.option("-n", "--name", help="Only this function.")
+@json_option
+@pass_ctx
+def status(ctx: Ctx, name: str | None, as_json: bool) -> None:
+    """Show each replica's state, pid, uptime, restarts and counters."""
+    data = ctx.call("status", {"name": name} if name else {})
+    if as_json:
+        output.emit_json(data)
+    else:
+        output.print_status(data)
+
+
+@main.command()
+@json_option
+@pass_ctx
+def info(ctx: Ctx, as_json: bool) -> None:
+    """Show fsd's version, endpoint and Pulsar URL."""
+    data = ctx.call("info")
+    if as_json:
+        output.emit_json(data)
+        return
+    for key in ("version", "pid", "endpoint", "pulsar_url", "embedded_broker", "state_dir"):
+        click.echo(f"{key}: {data.get(key)}")
+
+
+def _pulsar_url(ctx: Ctx, explicit: str | None) -> str:
+    return explicit or ctx.call("info")["pulsar_url"]
+
+
+@main.command()
+@click.option("-n", "--name", "topic", required=True, help="Topic to produce to.")
+@click.option("-c", "--content", required=True, help="Message payload (UTF-8 text).")
+@click.option("-k", "--key", help="Message key.")
+@click.option("-p", "--property", "props", multiple=True, help="key=value property (repeat).")
+@click.option("--pulsar-url", envvar="FS_PULSAR_URL", help="Default: the one fsd uses.")
+@json_option
+@pass_ctx
+def produce(
+    ctx: Ctx,
+    topic: str,
+    content: str,
+    key: str | None,
+    props: tuple[str, ...],
+    pulsar_url: str | None,
+    as_json: bool,
+) -> None:
+    """Publish one message to a topic."""
+    from fsctl import topics
+
+    properties = _parse_pairs(props, "--property")
+    url = _pulsar_url(ctx, pulsar_url)
+    try:
+        message_id = topics.produce(url, topic, content.encode(), key, properties)
+    except topics.TopicError as exc:
+        output.error(str(exc))
+        sys.exit(CtlExit.FAILED)
+    if as_json:
+        output.emit_json({"topic": topic, "message_id": message_id})
+    else:
+        click.echo("Event produced")
+
+
+@main.command()
+@click.option("-n", "--name", "topic", required=True, help="Topic to consume from.")
+@click.option("--count", type=int, help="Exit after this many messages.")
+@click.option("--timeout", "wait", type=float, help="Exit after this many seconds.")
+@click.option("--from-earliest", is_flag=True, help="Start at the oldest retained message.")
+@click.option("--pulsar-url", envvar="FS_PULSAR_URL", help="Default: the one fsd uses.")
+@json_option
+@pass_ctx
+def consume(
+    ctx: Ctx,
+    topic: str,
+    count: int | None,
+    wait: float | None,
+    from_earliest: bool,
+    pulsar_url: str | None,
+    as_json: bool,
+) -> None:
+    """Print each message of a topic as it arrives (Ctrl-C to stop)."""
+    from fsctl import topics
+
+    url = _pulsar_url(ctx, pulsar_url)
+    deadline = time.monotonic() + wait if wait else None
+    try:
+        for message in topics.consume(url, topic, from_earliest, deadline, count):
+            if as_json:
+                import json
+
+                click.echo(json.dumps(message, sort_keys=True))
+            else:
+                click.echo(message["data"])
+            output.flush()
+    except topics.TopicError as exc:
+        output.error(str(exc))
+        sys.exit(CtlExit.FAILED)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,63 @@
+"""Talks to fsd: one DEALER socket, one request, one reply, a deadline."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import zmq
+
+from fscommon.paths import ipc_path
+from fscommon.protocol import ProtocolError, decode_reply, encode_request
+
+
+class Unreachable(Exception):
+    """fsd did not answer; the message names the endpoint and what to check."""
+
+
+class CommandFailed(Exception):
+    """fsd answered with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_ids = itertools.count(1)
+
+
+def _unreachable(endpoint: str, why: str) -> Unreachable:
+    return Unreachable(
+        f"could not reach fsd at {endpoint}: {why}. Is fsd running? Start it with 'fsd' "
+        f"(or 'systemctl start function-stream'), or point fsctl at it with --endpoint/FS_ENDPOINT"
+    )
+
+
+def call(endpoint: str, cmd: str, args: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    """Send one request and return the reply's data; raises Unreachable or CommandFailed."""
+    path = ipc_path(endpoint)
+    if path is not None and not path.exists():
+        raise _unreachable(endpoint, f"socket {path} does not exist")
+    if path is not None and not os.access(path, os.R_OK | os.W_OK):
+        raise _unreachable(endpoint, f"no permission to use socket {path}")
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    # Never hang on exit with an unsent request, nor wait on a lost reply.
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        request_id = next(_ids)
+        sock.send(encode_request(request_id, cmd, args))
+        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+            raise _unreachable(endpoint, f"no reply within {timeout:.0f}s")
+        try:
+            reply = decode_reply(sock.recv())
+        except ProtocolError as exc:
+            raise CommandFailed("bad_reply", f"fsd sent a reply fsctl cannot read: {exc}") from None
+    finally:
+        sock.close()
+    if not reply.ok:
+        raise CommandFailed(reply.error_code or "internal", reply.error_message or "")
+    return reply.data

@@ -1,0 +1,108 @@
+"""Printing for people (tables, one-line errors) and for scripts (--json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def error(message: str) -> None:
+    """One line on stderr: what went wrong."""
+    click.echo(f"fsctl: {message}", err=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table."""
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    click.echo(fmt.format(*headers).rstrip())
+    for row in cells:
+        click.echo(fmt.format(*row).rstrip())
+
+
+def duration(seconds: float | None) -> str | None:
+    """'3s', '4m05s', '2h03m'."""
+    if seconds is None:
+        return None
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def print_status(functions: list[dict[str, Any]]) -> None:
+    """The replicas of each function, one row each."""
+    rows = []
+    for fn in functions:
+        if not fn["replicas"]:
+            rows.append([fn["name"], "-", "STOPPED", None, None, None, None, None, None, None])
+        for r in fn["replicas"]:
+            rows.append(
+                [
+                    fn["name"],
+                    r["replica"],
+                    r["state"],
+                    r["pid"],
+                    duration(r.get("uptime")),
+                    r.get("restarts", 0),
+                    r.get("received"),
+                    r.get("processed"),
+                    r.get("failed"),
+                    r.get("last_exit"),
+                ]
+            )
+    if not rows:
+        click.echo("no functions")
+        return
+    table(
+        [
+            "FUNCTION",
+            "REPLICA",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "RESTARTS",
+            "RECEIVED",
+            "PROCESSED",
+            "FAILED",
+            "LAST EXIT",
+        ],
+        rows,
+    )
+    for fn in functions:
+        for r in fn["replicas"]:
+            if r.get("last_error"):
+                click.echo(f"{fn['name']}/{r['replica']}: last error: {r['last_error']}")
+
+
+def print_list(functions: list[dict[str, Any]]) -> None:
+    """Registered functions."""
+    if not functions:
+        click.echo("no functions")
+        return
+    table(
+        ["NAME", "KIND", "INPUTS", "OUTPUT", "REPLICAS", "RUNNING"],
+        [
+            [f["name"], f["kind"], ",".join(f["inputs"]), f["output"], f["replicas"], f["running"]]
+            for f in functions
+        ],
+    )
+
+
+def flush() -> None:
+    """Flush stdout (consume prints as messages arrive)."""
+    sys.stdout.flush()

@@ -1,0 +1,1 @@
+"""fsd: the Function Stream supervisor daemon (registry, supervision, control server)."""

@@ -1,0 +1,200 @@
+"""fsd's main loop: one thread, one poller, signals only enqueue.
+
+It owns the registry, package store, embedded broker, control server, the
+worker event socket and the supervisor, and restores every registered
+function at start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import structlog
+import zmq
+
+from fscommon.protocol import MAX_EVENT_BYTES, ProtocolError, decode_event
+from fscommon.worker_spec import WorkerSpec
+from fsd.broker import EmbeddedPulsar
+from fsd.config import FsdConfig
+from fsd.control_server import ControlServer
+from fsd.function_spec import FunctionSpec
+from fsd.handlers import make_handlers
+from fsd.package_store import PackageStore
+from fsd.registry import Registry
+from fsd.supervisor import SupervisionPolicy, Supervisor
+from fsworker.engine import new_engine
+
+log = structlog.get_logger("fsd")
+
+TICK_MS = 100
+
+
+class Daemon:
+    """The supervisor daemon."""
+
+    def __init__(self, config: FsdConfig) -> None:
+        self.config = config
+        self.started_mono = time.monotonic()
+        state = config.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(state / "registry.sqlite3")
+        self.packages = PackageStore(state / "packages")
+        self.compiled_dir = state / "compiled"
+        self.engine = new_engine()
+        self.broker: EmbeddedPulsar | None = None
+        self.pulsar_url = config.pulsar_url or ""
+        self.supervisor = Supervisor(
+            self._worker_spec,
+            log_dir=state / "logs",
+            policy=SupervisionPolicy(stop_timeout=config.stop_timeout),
+        )
+        self._stop_requested = False
+        self._ctx: zmq.Context | None = None
+
+    def _worker_spec(self, spec: FunctionSpec, replica: int) -> WorkerSpec:
+        return WorkerSpec(
+            function=spec.name,
+            replica=replica,
+            wasm_path=str(self.packages.path(spec.package)),
+            wasm_sha256=spec.package,
+            kind=spec.kind,
+            inputs=list(spec.inputs),
+            output=spec.output,
+            subscription=f"fs-{spec.name}",
+            pulsar_url=self.pulsar_url,
+            events_endpoint=self.config.events_endpoint,
+            cache_dir=str(self.compiled_dir),
+            parent_pid=os.getpid(),
+            log_level=self.config.log_level,
+            config=dict(spec.config),
+        )
+
+    def run(self) -> int:
+        """Start everything, serve until SIGTERM/SIGINT, stop everything; return exit code."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+
+        def request_stop(signum: int, _frame: object) -> None:
+            self._stop_requested = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        # SIGCHLD only needs to wake the poller (via the wakeup fd); the loop reaps.
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+
+        # Claim the endpoint first: a second fsd must fail before it touches the broker.
+        # Requests that arrive while the broker starts wait in the socket.
+        self._ctx = zmq.Context()
+        control = ControlServer(self._ctx, self.config.endpoint, make_handlers(self))
+        if not self.config.pulsar_url:
+            self.broker = EmbeddedPulsar(
+                data_dir=self.config.state_dir / "pulsar",
+                broker_port=self.config.pulsar_port,
+                web_port=self.config.pulsar_web_port,
+                heap=self.config.pulsar_heap,
+            )
+            try:
+                self.broker.start()
+                self.broker.wait_ready()
+            except BaseException:
+                self.broker.stop()
+                control.close()
+                self._ctx.term()
+                raise
+            self.pulsar_url = self.broker.url
+
+        events = self._ctx.socket(zmq.PULL)
+        events.setsockopt(zmq.LINGER, 0)
+        events.setsockopt(zmq.MAXMSGSIZE, MAX_EVENT_BYTES)
+        events_path = Path(self.config.events_endpoint[len("ipc://") :])
+        events_path.unlink(missing_ok=True)
+        events.bind(self.config.events_endpoint)
+        os.chmod(events_path, 0o600)
+
+        for spec in self.registry.all():
+            log.info("restoring function", function=spec.name, replicas=spec.replicas)
+            self.supervisor.start_function(spec)
+
+        log.info("fsd ready", endpoint=self.config.endpoint, pulsar_url=self.pulsar_url)
+        _sd_notify("READY=1")
+
+        poller = zmq.Poller()
+        poller.register(control.socket, zmq.POLLIN)
+        poller.register(events, zmq.POLLIN)
+        poller.register(wake_r.fileno(), zmq.POLLIN)
+        shutdown_deadline: float | None = None
+        try:
+            while True:
+                ready = dict(poller.poll(TICK_MS))
+                if wake_r.fileno() in ready:
+                    _drain(wake_r)
+                if control.socket in ready:
+                    control.handle_readable()
+                if events in ready:
+                    self._drain_events(events)
+                self.supervisor.tick()
+                control.poll_pending()
+                if self.broker is not None and not self.broker.alive() and not self._stop_requested:
+                    log.error("embedded Pulsar exited; restarting it")
+                    self.broker.start()
+                    self.broker.wait_ready()
+                if self._stop_requested and shutdown_deadline is None:
+                    log.info("stopping: asking every worker to drain and exit")
+                    _sd_notify("STOPPING=1")
+                    self.supervisor.stop_all()
+                    shutdown_deadline = time.monotonic() + self.config.stop_timeout + 5
+                if shutdown_deadline is not None and (
+                    self.supervisor.all_stopped() or time.monotonic() > shutdown_deadline
+                ):
+                    break
+        finally:
+            control.close()
+            events.close()
+            events_path.unlink(missing_ok=True)
+            self._ctx.term()
+            if self.broker is not None:
+                self.broker.stop()
+            self.registry.close()
+        log.info("fsd stopped")
+        return 0
+
+    def _drain_events(self, events: zmq.Socket) -> None:
+        while True:
+            try:
+                frame = events.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                event = decode_event(frame)
+            except ProtocolError as exc:
+                log.warning("bad worker event", error=exc.message)
+                continue
+            self.supervisor.on_event(event)
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), addr)
+    except OSError:
+        pass

@@ -1,0 +1,100 @@
+"""A registered function and the validation of what fsctl sends to create one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A topic is a short name ('example-input') or a full persistent/non-persistent URL.
+TOPIC_RE = re.compile(
+    r"^((persistent|non-persistent)://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.=:-]{1,200}$"
+)
+MAX_REPLICAS = 64
+
+
+class SpecInvalid(ValueError):
+    """A field of a function spec has a bad value; the message names field and value."""
+
+
+@dataclass
+class FunctionSpec:
+    """What the registry stores for one function."""
+
+    name: str
+    package: str  # sha256 of the wasm in the package store
+    kind: str  # fsworker.module_check.ModuleKind value
+    inputs: list[str]
+    output: str | None
+    replicas: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    def to_public(self) -> dict[str, Any]:
+        """The fields shown by ``fsctl list``."""
+        return {
+            "name": self.name,
+            "package": self.package,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "output": self.output,
+            "replicas": self.replicas,
+            "config": dict(self.config),
+            "created_at": self.created_at,
+        }
+
+
+def validate_name(value: Any) -> str:
+    """A function name: letters, digits, '_', '.', '-'; no '/' or other path characters."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise SpecInvalid(
+            f"invalid function name {value!r}: use 1-64 letters, digits, '_', '.' or '-', "
+            f"starting with a letter or digit"
+        )
+    return value
+
+
+def validate_topic(value: Any, what: str) -> str:
+    """A Pulsar topic name."""
+    if not isinstance(value, str) or not TOPIC_RE.match(value):
+        raise SpecInvalid(
+            f"invalid {what} topic {value!r}: use a name like 'example-input' or "
+            f"'persistent://tenant/namespace/topic'"
+        )
+    return value
+
+
+def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Check a create request's fields (except the module); return them normalised."""
+    name = validate_name(args.get("name"))
+    inputs = args.get("inputs")
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not isinstance(inputs, list) or not inputs:
+        raise SpecInvalid("at least one input topic is required (-i TOPIC)")
+    inputs = [validate_topic(t, "input") for t in inputs]
+    output = args.get("output")
+    if output is not None:
+        output = validate_topic(output, "output")
+        if output in inputs:
+            raise SpecInvalid(f"output topic {output!r} is also an input: the function would loop")
+    replicas = args.get("replicas", 1)
+    if (
+        not isinstance(replicas, int)
+        or isinstance(replicas, bool)
+        or not (1 <= replicas <= MAX_REPLICAS)
+    ):
+        raise SpecInvalid(f"replicas must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}")
+    config = args.get("config") or {}
+    if not isinstance(config, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in config.items()
+    ):
+        raise SpecInvalid("config must map strings to strings (--config key=value)")
+    return {
+        "name": name,
+        "inputs": inputs,
+        "output": output,
+        "replicas": replicas,
+        "config": config,
+    }

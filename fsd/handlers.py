@@ -1,0 +1,179 @@
+"""One handler per control command. Each validates its arguments field by field."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from fscommon.protocol import ErrorCode
+from fsd.control_server import Deferred, Handler, HandlerError
+from fsd.function_spec import FunctionSpec, SpecInvalid, validate_create_args, validate_name
+from fsd.registry import AlreadyExists
+from fsd.replica_state import ReplicaState
+from fsworker.module_cache import precompile
+from fsworker.module_check import InvalidModule, classify
+
+if TYPE_CHECKING:
+    from fsd.daemon import Daemon
+
+log = structlog.get_logger("fsd.handlers")
+
+VERSION = "0.1.0"
+# How long create waits for the replicas to report ready before answering.
+CREATE_READY_TIMEOUT = 60.0
+
+
+def make_handlers(daemon: Daemon) -> dict[str, Handler]:
+    """The command table."""
+    h = _Handlers(daemon)
+    return {
+        "ping": h.ping,
+        "info": h.info,
+        "create": h.create,
+        "delete": h.delete,
+        "list": h.list,
+        "status": h.status,
+    }
+
+
+def _require_name(args: dict[str, Any]) -> str:
+    try:
+        return validate_name(args.get("name"))
+    except SpecInvalid as exc:
+        raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
+
+
+class _Handlers:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "pid": os.getpid(), "version": VERSION}
+
+    def info(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "pid": os.getpid(),
+            "endpoint": self.d.config.endpoint,
+            "pulsar_url": self.d.pulsar_url,
+            "embedded_broker": self.d.broker is not None,
+            "state_dir": str(self.d.config.state_dir),
+            "uptime": time.monotonic() - self.d.started_mono,
+        }
+
+    def create(self, args: dict[str, Any]) -> Any:
+        try:
+            fields = validate_create_args(args)
+        except SpecInvalid as exc:
+            raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
+        name = fields["name"]
+        if self.d.registry.get(name) is not None:
+            raise HandlerError(
+                ErrorCode.ALREADY_EXISTS,
+                f"function '{name}' already exists; delete it first or choose another name",
+            )
+        if name in self.d.supervisor.functions:
+            raise HandlerError(
+                ErrorCode.CONFLICT, f"function '{name}' is still being deleted; try again shortly"
+            )
+        wasm = args.get("wasm")
+        if not isinstance(wasm, bytes):
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT, "field 'wasm' must be the module's bytes"
+            )
+        source = str(args.get("wasm_name") or "module")
+        try:
+            module = precompile(self.d.engine, wasm, self.d.compiled_dir)
+            kind = classify(module)
+        except InvalidModule as exc:
+            raise HandlerError(ErrorCode.INVALID_MODULE, f"{source}: {exc}") from None
+        package = self.d.packages.put(wasm)
+        spec = FunctionSpec(package=package, kind=str(kind), **fields)
+        try:
+            self.d.registry.add(spec)
+        except AlreadyExists:
+            raise HandlerError(
+                ErrorCode.ALREADY_EXISTS, f"function '{name}' already exists"
+            ) from None
+        log.info("function created", function=name, package=package, kind=str(kind))
+        self.d.supervisor.start_function(spec)
+        if args.get("wait", True) is False:
+            return self._function_status(name)
+        return Deferred(
+            poll=lambda: self._wait_running(name),
+            deadline=time.monotonic() + CREATE_READY_TIMEOUT,
+            on_timeout=lambda: self._function_status(name),
+        )
+
+    def _wait_running(self, name: str) -> dict[str, Any] | None:
+        runtime = self.d.supervisor.functions.get(name)
+        if runtime is None:
+            raise HandlerError(ErrorCode.CONFLICT, f"function '{name}' was deleted while starting")
+        for replica in runtime.replicas:
+            if replica.state in (ReplicaState.FATAL, ReplicaState.BACKOFF):
+                reason = replica.last_error or replica.last_exit or "worker exited"
+                raise HandlerError(
+                    ErrorCode.CONFLICT,
+                    f"function '{name}' was created but replica {replica.index} is "
+                    f"{replica.state}: {reason}; see 'fsctl status -n {name}'",
+                )
+        if all(r.state is ReplicaState.RUNNING for r in runtime.replicas):
+            return self._function_status(name)
+        return None
+
+    def delete(self, args: dict[str, Any]) -> Any:
+        name = _require_name(args)
+        if not self.d.registry.remove(name):
+            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+        pids = []
+        if name in self.d.supervisor.functions:
+            pids = [r.pid for r in self.d.supervisor.functions[name].replicas if r.pid]
+            self.d.supervisor.stop_function(name)
+        log.info("function deleted", function=name)
+
+        def done() -> dict[str, Any] | None:
+            if not self.d.supervisor.is_stopped(name):
+                return None
+            self.d.supervisor.forget(name)
+            return {"deleted": name, "stopped_pids": pids}
+
+        # The supervisor kills after stop_timeout, so this always completes.
+        return Deferred(
+            poll=done,
+            deadline=time.monotonic() + self.d.supervisor.policy.stop_timeout + 30,
+            on_timeout=lambda: {"deleted": name, "stopped_pids": pids, "still_stopping": True},
+        )
+
+    def list(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for spec in self.d.registry.all():
+            item = spec.to_public()
+            runtime = self.d.supervisor.functions.get(spec.name)
+            item["running"] = (
+                sum(r.state is ReplicaState.RUNNING for r in runtime.replicas) if runtime else 0
+            )
+            out.append(item)
+        return out
+
+    def status(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        if args.get("name") is not None:
+            name = _require_name(args)
+            if self.d.registry.get(name) is None:
+                raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+            return [self._function_status(name)]
+        return [self._function_status(spec.name) for spec in self.d.registry.all()]
+
+    def _function_status(self, name: str) -> dict[str, Any]:
+        spec = self.d.registry.get(name)
+        runtime = self.d.supervisor.functions.get(name)
+        return {
+            "name": name,
+            "inputs": spec.inputs if spec else [],
+            "output": spec.output if spec else None,
+            "kind": spec.kind if spec else None,
+            "replicas_wanted": spec.replicas if spec else 0,
+            "replicas": [r.to_public() for r in runtime.replicas] if runtime else [],
+        }

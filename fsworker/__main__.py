@@ -1,0 +1,3 @@
+from fsworker.cli import main
+
+main()

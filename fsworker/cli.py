@@ -1,0 +1,128 @@
+"""fsworker entry point: run one replica of one function until told to stop.
+
+Exit codes are the contract with fsd (fscommon.exitcodes.WorkerExit).
+Normally started by fsd, never by hand: ``fsworker --spec '<json>'``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import structlog
+
+from fscommon import logs
+from fscommon.exitcodes import WorkerExit
+from fscommon.protocol import EventKind
+from fscommon.worker_spec import SpecError, WorkerSpec
+from fsworker import module_cache
+from fsworker.engine import new_engine
+from fsworker.fsd_link import FsdLink
+from fsworker.guest import GuestInitError, open_guest
+from fsworker.loop import ProcessingLoop
+from fsworker.module_check import InvalidModule, ModuleKind, classify
+from fsworker.parent_watch import die_with_parent, parent_alive
+from fsworker.pulsar_io import BrokerUnavailable, connect
+
+log = structlog.get_logger("fsworker")
+
+
+class WorkerFailure(Exception):
+    """Ends the worker with a given exit code and a one-line reason."""
+
+    def __init__(self, code: WorkerExit, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
+    """Load the module, connect to Pulsar, say ready, process until stopped."""
+    stop_requested = False
+    loop: ProcessingLoop | None = None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # Only record the request; the loop acts on it between batches.
+        nonlocal stop_requested
+        stop_requested = True
+        if loop is not None:
+            loop.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if not die_with_parent(spec.parent_pid):
+        return WorkerExit.PARENT_GONE
+
+    engine = new_engine()
+    try:
+        cache = Path(spec.cache_dir) if spec.cache_dir else None
+        module = module_cache.load(engine, Path(spec.wasm_path), cache)
+        kind = classify(module)
+        if kind != ModuleKind(spec.kind):
+            raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
+        scratch = Path(tempfile.mkdtemp(prefix=f"fsworker-{spec.function}-{spec.replica}-"))
+        guest = open_guest(engine, module, kind, scratch)
+    except (InvalidModule, GuestInitError) as exc:
+        raise WorkerFailure(WorkerExit.BAD_MODULE, str(exc)) from None
+    except OSError as exc:
+        raise WorkerFailure(
+            WorkerExit.BAD_MODULE, f"cannot read module {spec.wasm_path}: {exc.strerror}"
+        ) from None
+
+    try:
+        client, consumer, producer = connect(spec)
+    except BrokerUnavailable as exc:
+        raise WorkerFailure(WorkerExit.BROKER_UNAVAILABLE, str(exc)) from None
+
+    loop = ProcessingLoop(guest, consumer, producer, link, spec.max_batch, spec.heartbeat_interval)
+    if stop_requested:
+        loop.stop()
+    link.send(EventKind.READY, module_kind=str(kind))
+    log.info("ready", kind=str(kind), inputs=spec.inputs, output=spec.output)
+    loop.run()
+
+    # Graceful end: the last batch was acknowledged inside run(); close cleanly.
+    try:
+        consumer.close()
+        if producer is not None:
+            producer.flush()
+            producer.close()
+        client.close()
+    except Exception as exc:
+        log.warning("error while closing the Pulsar client", error=str(exc))
+    log.info("stopped", **loop.counters.as_dict())
+    return WorkerExit.OK if parent_alive(spec.parent_pid) else WorkerExit.PARENT_GONE
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--spec", "spec_json", required=True, help="The replica's spec, as JSON (from fsd).")
+def main(spec_json: str) -> None:
+    """Run one replica of a Function Stream function (started by fsd)."""
+    try:
+        spec = WorkerSpec.from_json(spec_json)
+    except SpecError as exc:
+        logs.configure()
+        log.error("bad worker spec", error=str(exc))
+        sys.exit(WorkerExit.BAD_CONFIG)
+    logs.configure(spec.log_level, function=spec.function, replica=spec.replica)
+    link = FsdLink(spec.events_endpoint, spec.function, spec.replica)
+    code = WorkerExit.CRASH
+    try:
+        code = run(spec, link)
+    except WorkerFailure as exc:
+        log.error(exc.reason, exit_code=int(exc.code))
+        link.send(EventKind.ERROR, exit_code=int(exc.code), message=exc.reason)
+        code = exc.code
+    except Exception as exc:
+        log.exception("worker crashed")
+        link.send(EventKind.ERROR, exit_code=int(WorkerExit.CRASH), message=repr(exc)[:500])
+        code = WorkerExit.CRASH
+    finally:
+        link.close()
+    # os._exit: the Pulsar C++ client's threads must not hold the exit up.
+    sys.stderr.flush()
+    os._exit(int(code))

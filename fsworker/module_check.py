@@ -1,0 +1,78 @@
+"""Decide which calling convention a module speaks, or say clearly why it speaks none.
+
+Used by fsd at create time (so a bad module is refused before anything runs)
+and by the worker at start (so a module swapped on disk is still caught).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import wasmtime
+
+WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
+
+
+class ModuleKind(enum.StrEnum):
+    """How the worker calls a module; see docs/abi.md."""
+
+    ABI = "abi"  # memory + alloc + process, one long-lived instance
+    WASI_STDIO = "wasi-stdio"  # a WASI command: stdin -> stdout, one instance per message
+
+
+class InvalidModule(Exception):
+    """The module cannot be used; the message is a one-line reason for people."""
+
+
+def compile_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+    """Compile wasm bytes, turning wasmtime's multi-line errors into one line."""
+    if len(wasm) < 8 or wasm[:4] != b"\0asm":
+        raise InvalidModule("not a WebAssembly module (the file does not start with '\\0asm')")
+    try:
+        return wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+        raise InvalidModule(f"WebAssembly module does not compile: {first}") from None
+
+
+def classify(module: wasmtime.Module) -> ModuleKind:
+    """Return the module's kind, or raise InvalidModule naming what is missing."""
+    for imp in module.imports:
+        if imp.module not in WASI_MODULES:
+            raise InvalidModule(
+                f"module imports unknown '{imp.module}.{imp.name}': only WASI preview 1 "
+                f"imports are provided (see docs/abi.md)"
+            )
+    exports = {exp.name: exp.type for exp in module.exports}
+    memory = exports.get("memory")
+    alloc = exports.get("alloc")
+    process = exports.get("process")
+    if isinstance(memory, wasmtime.MemoryType) and alloc is not None and process is not None:
+        _expect_func(alloc, "alloc", [wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
+        _expect_func(
+            process,
+            "process",
+            [wasmtime.ValType.i32(), wasmtime.ValType.i32()],
+            [wasmtime.ValType.i64()],
+        )
+        return ModuleKind.ABI
+    if isinstance(exports.get("_start"), wasmtime.FuncType):
+        return ModuleKind.WASI_STDIO
+    missing = [name for name in ("memory", "alloc", "process") if name not in exports] or [
+        "memory (as a memory)"
+    ]
+    raise InvalidModule(
+        f"module exports neither the Function Stream ABI (missing: {', '.join(missing)}) "
+        f"nor a WASI '_start' command; see docs/abi.md"
+    )
+
+
+def _expect_func(
+    ext: object, name: str, params: list[wasmtime.ValType], results: list[wasmtime.ValType]
+) -> None:
+    if not isinstance(ext, wasmtime.FuncType):
+        raise InvalidModule(f"export '{name}' must be a function")
+    if list(ext.params) != params or list(ext.results) != results:
+        want = f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
+        got = f"({', '.join(map(str, ext.params))}) -> ({', '.join(map(str, ext.results))})"
+        raise InvalidModule(f"export '{name}' has type {got}, expected {want}")
