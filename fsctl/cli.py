@@ -16,7 +16,7 @@ import click
 
 from fscommon.exitcodes import CtlExit
 from fscommon.paths import default_control_endpoint
-from fsctl import output
+from fsctl import output as show
 from fsctl.client import CommandFailed, Unreachable, call
 
 
@@ -34,10 +34,10 @@ class Ctx:
         try:
             return call(self.endpoint, cmd, args, timeout or self.timeout)
         except Unreachable as exc:
-            output.error(str(exc))
+            show.error(str(exc))
             sys.exit(CtlExit.UNREACHABLE)
         except CommandFailed as exc:
-            output.error(exc.message)
+            show.error(exc.message)
             sys.exit(CtlExit.FAILED)
 
 
@@ -114,8 +114,8 @@ def create(
     try:
         wasm = path.read_bytes()
     except OSError as exc:
-        output_error = f"cannot read module '{archive}': {exc.strerror}"
-        output.error(output_error)
+        message = f"cannot read module '{archive}': {exc.strerror}"
+        show.error(message)
         sys.exit(CtlExit.FAILED)
     args = {
         "name": name,
@@ -129,7 +129,7 @@ def create(
     }
     data = ctx.call("create", args, timeout=max(ctx.timeout, 90.0))
     if as_json:
-        output.emit_json(data)
+        show.emit_json(data)
         return
     running = sum(r["state"] == "RUNNING" for r in data["replicas"])
     click.echo(f"Function '{name}' created: {running}/{len(data['replicas'])} replicas running")
@@ -143,7 +143,7 @@ def delete(ctx: Ctx, name: str, as_json: bool) -> None:
     """Stop a function's replicas and unregister it."""
     data = ctx.call("delete", {"name": name}, timeout=max(ctx.timeout, 60.0))
     if as_json:
-        output.emit_json(data)
+        show.emit_json(data)
     else:
         click.echo(f"Function '{name}' deleted")
 
@@ -155,9 +155,9 @@ def list_(ctx: Ctx, as_json: bool) -> None:
     """List registered functions."""
     data = ctx.call("list")
     if as_json:
-        output.emit_json(data)
+        show.emit_json(data)
     else:
-        output.print_list(data)
+        show.print_list(data)
 
 
 @main.command()
@@ -168,9 +168,21 @@ def status(ctx: Ctx, name: str | None, as_json: bool) -> None:
     """Show each replica's state, pid, uptime, restarts and counters."""
     data = ctx.call("status", {"name": name} if name else {})
     if as_json:
-        output.emit_json(data)
+        show.emit_json(data)
     else:
-        output.print_status(data)
+        show.print_status(data)
+
+
+@main.command()
+@json_option
+@pass_ctx
+def ping(ctx: Ctx, as_json: bool) -> None:
+    """Check that fsd answers."""
+    data = ctx.call("ping")
+    if as_json:
+        show.emit_json(data)
+    else:
+        click.echo(f"fsd {data['version']} (pid {data['pid']}) is up")
 
 
 @main.command()
@@ -180,7 +192,7 @@ def info(ctx: Ctx, as_json: bool) -> None:
     """Show fsd's version, endpoint and Pulsar URL."""
     data = ctx.call("info")
     if as_json:
-        output.emit_json(data)
+        show.emit_json(data)
         return
     for key in ("version", "pid", "endpoint", "pulsar_url", "embedded_broker", "state_dir"):
         click.echo(f"{key}: {data.get(key)}")
@@ -215,10 +227,10 @@ def produce(
     try:
         message_id = topics.produce(url, topic, content.encode(), key, properties)
     except topics.TopicError as exc:
-        output.error(str(exc))
+        show.error(str(exc))
         sys.exit(CtlExit.FAILED)
     if as_json:
-        output.emit_json({"topic": topic, "message_id": message_id})
+        show.emit_json({"topic": topic, "message_id": message_id})
     else:
         click.echo("Event produced")
 
@@ -253,9 +265,9 @@ def consume(
                 click.echo(json.dumps(message, sort_keys=True))
             else:
                 click.echo(message["data"])
-            output.flush()
+            show.flush()
     except topics.TopicError as exc:
-        output.error(str(exc))
+        show.error(str(exc))
         sys.exit(CtlExit.FAILED)
     except KeyboardInterrupt:
         pass

@@ -8,6 +8,8 @@ nothing here runs in a signal handler.  Every state change goes through
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -49,6 +51,8 @@ class Replica:
     index: int
     state: ReplicaState = S.STOPPED
     proc: subprocess.Popen[bytes] | None = None
+    last_pid: int | None = None
+    log_path: Path | None = None
     started_at: float | None = None  # wall clock, for people
     started_mono: float | None = None
     restarts: int = 0
@@ -175,9 +179,13 @@ class Supervisor:
         if runtime is None or not 0 <= event["replica"] < len(runtime.replicas):
             return
         replica = runtime.replicas[event["replica"]]
+        kind = event["kind"]
+        if kind is EventKind.ERROR and event["pid"] == replica.last_pid:
+            # May arrive after the exit was reaped; it still belongs to that incarnation.
+            replica.last_error = str(event.get("message", ""))[:1000]
+            return
         if replica.pid != event["pid"]:
             return  # from a previous incarnation of this replica
-        kind = event["kind"]
         if kind is EventKind.READY and replica.state is S.STARTING:
             replica.transition(S.RUNNING, "worker reported ready")
         elif kind is EventKind.HEARTBEAT:
@@ -186,8 +194,6 @@ class Supervisor:
                 for k in ("received", "processed", "failed", "published")
                 if isinstance(event.get(k), int)
             }
-        elif kind is EventKind.ERROR:
-            replica.last_error = str(event.get("message", ""))[:1000]
 
     def tick(self) -> None:
         """Reap exited workers, escalate overdue stops, restart replicas whose backoff ended."""
@@ -217,6 +223,8 @@ class Supervisor:
                 close_fds=True,
                 start_new_session=True,
             )
+        replica.last_pid = replica.proc.pid
+        replica.log_path = log_path
         replica.started_at = time.time()
         replica.started_mono = time.monotonic()
         replica.retry_at = None
@@ -255,6 +263,10 @@ class Supervisor:
         code = proc.returncode
         replica.proc = None
         replica.last_exit = describe_exit(code)
+        if code != 0:
+            reason = _last_error_line(replica.log_path)
+            if reason:
+                replica.last_error = reason
         if replica.state is S.STOPPING:
             replica.transition(S.STOPPED, f"worker exited ({replica.last_exit})")
             return
@@ -280,3 +292,28 @@ class Supervisor:
         delay = self.policy.backoff.delay(len(replica.recent_restarts))
         replica.retry_at = now + delay
         replica.transition(S.BACKOFF, f"restart in {delay:.1f}s")
+
+
+def _last_error_line(log_path: Path | None) -> str | None:
+    """The reason a worker gave for exiting: its last error log line.
+
+    Read at reap time because the worker's ERROR event can arrive after the
+    exit is noticed; the log line was written before the process exited.
+    """
+    if log_path is None:
+        return None
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in ("error", "critical"):
+            return str(record.get("event", ""))[:1000]
+    return None

@@ -1,0 +1,50 @@
+"""Fixtures: one real Apache Pulsar standalone per test session, fsd per test."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Fsd, free_port
+
+
+@pytest.fixture(scope="session")
+def pulsar_url() -> Iterator[str]:
+    """A real broker: FS_TEST_PULSAR_URL if given, else a standalone started for the session."""
+    if os.environ.get("FS_TEST_PULSAR_URL"):
+        yield os.environ["FS_TEST_PULSAR_URL"]
+        return
+    from fscommon import logs
+    from fsd.broker import EmbeddedPulsar
+
+    logs.configure("warning")
+    data = Path(tempfile.mkdtemp(prefix="fs-test-pulsar-"))
+    broker = EmbeddedPulsar(data_dir=data, broker_port=free_port(), web_port=free_port())
+    broker.start()
+    try:
+        broker.wait_ready(timeout=180)
+    except Exception:
+        broker.stop()
+        raise
+    yield broker.url
+    broker.stop()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short temp dir (ipc socket paths must stay under 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="fs-", dir="/tmp"))
+    yield path
+
+
+@pytest.fixture
+def fsd(workdir: Path, pulsar_url: str) -> Iterator[Fsd]:
+    """A running fsd using the session broker; stopped (and checked) after the test."""
+    daemon = Fsd(workdir, pulsar_url).start()
+    yield daemon
+    if daemon.proc is not None and daemon.proc.poll() is None:
+        daemon.stop()

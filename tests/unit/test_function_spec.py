@@ -1,0 +1,37 @@
+import pytest
+
+from fsd.function_spec import SpecInvalid, validate_create_args
+
+BASE = {"name": "example", "inputs": ["example-input"], "output": "example-output"}
+
+
+def test_valid_spec_is_normalised():
+    out = validate_create_args({**BASE, "inputs": "example-input"})
+    assert out == {**BASE, "replicas": 1, "config": {}}
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"name": "a/b"}, "invalid function name 'a/b'"),
+        ({"name": "../etc"}, "invalid function name"),
+        ({"name": ""}, "invalid function name"),
+        ({"name": 5}, "invalid function name"),
+        ({"replicas": 0}, "replicas must be an integer from 1"),
+        ({"replicas": -3}, "replicas must be an integer from 1"),
+        ({"replicas": True}, "replicas must be an integer"),
+        ({"replicas": 10_000}, "replicas must be an integer from 1 to 64"),
+        ({"inputs": []}, "at least one input topic"),
+        ({"inputs": ["bad topic"]}, "invalid input topic"),
+        ({"output": "example-input", "inputs": ["example-input"]}, "would loop"),
+        ({"config": {"a": 1}}, "config must map strings"),
+    ],
+)
+def test_invalid_specs_name_the_field(patch, fragment):
+    with pytest.raises(SpecInvalid, match=fragment.replace("(", r"\(")):
+        validate_create_args({**BASE, **patch})
+
+
+def test_full_topic_names_are_accepted():
+    out = validate_create_args({**BASE, "output": "persistent://public/default/out"})
+    assert out["output"] == "persistent://public/default/out"
