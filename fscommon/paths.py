@@ -29,9 +29,21 @@ def default_runtime_dir() -> Path:
     return Path(f"/tmp/{APP}-{os.getuid()}")
 
 
+SYSTEM_SOCKET = Path("/run") / APP / "fsd.sock"
+
+
 def default_control_endpoint() -> str:
-    """The control endpoint fsd binds and fsctl connects to, unless told otherwise."""
-    return os.environ.get("FS_ENDPOINT") or f"ipc://{default_runtime_dir() / 'fsd.sock'}"
+    """The control endpoint fsd binds and fsctl connects to, unless told otherwise.
+
+    FS_ENDPOINT wins; else the per-user socket; else, when only the system
+    service's socket exists, that one (so fsctl finds a systemd-run fsd).
+    """
+    if os.environ.get("FS_ENDPOINT"):
+        return os.environ["FS_ENDPOINT"]
+    user = default_runtime_dir() / "fsd.sock"
+    if not user.exists() and SYSTEM_SOCKET.exists() and not os.environ.get("RUNTIME_DIRECTORY"):
+        return f"ipc://{SYSTEM_SOCKET}"
+    return f"ipc://{user}"
 
 
 def cache_dir() -> Path:

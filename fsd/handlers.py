@@ -60,6 +60,7 @@ class _Handlers:
             "endpoint": self.d.config.endpoint,
             "pulsar_url": self.d.pulsar_url,
             "embedded_broker": self.d.broker is not None,
+            "broker_pid": self.d.broker.pid if self.d.broker else None,
             "state_dir": str(self.d.config.state_dir),
             "uptime": time.monotonic() - self.d.started_mono,
         }

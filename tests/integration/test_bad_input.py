@@ -68,8 +68,12 @@ def test_fsd_down_gives_exit_3_quickly(workdir):
     from tests.helpers import Fsd as _Fsd
 
     missing = _Fsd(workdir, None)
-    for args in (["list"], ["status"], ["delete", "-n", "x"], ["create", "-n", "x", "-a", BASIC,
-                                                               "-i", "a", "-o", "b"]):
+    for args in (
+        ["list"],
+        ["status"],
+        ["delete", "-n", "x"],
+        ["create", "-n", "x", "-a", BASIC, "-i", "a", "-o", "b"],
+    ):
         started = time.monotonic()
         result = missing.ctl(*args)
         assert result.returncode == 3, (args, result.stderr)

@@ -67,9 +67,7 @@ def test_walkthrough_delete_and_restart(fsd: Fsd):
     assert fsd.stop() == 0
     wait_for(lambda: not pid_alive(old_pid), 10, "the worker to exit with fsd")
     fsd.start()
-    wait_for(
-        lambda: fsd.status(name)["replicas"][0]["state"] == "RUNNING", 30, "restored replica"
-    )
+    wait_for(lambda: fsd.status(name)["replicas"][0]["state"] == "RUNNING", 30, "restored replica")
     produce_and_expect(
         fsd, inp, out, '{"name":"again","money":41}', '{"name":"again","money":42,"expected":0}'
     )

@@ -1,0 +1,32 @@
+# The two commands of the README:
+#   make run    set up (idempotent) and run fsd with an embedded Pulsar standalone
+#   make test   set up (idempotent) and run the whole test suite
+PYTHON ?= python3
+
+.PHONY: setup run test unit lint format examples perf
+
+setup:
+	PYTHON=$(PYTHON) scripts/setup.sh
+
+run: setup
+	$(PYTHON) -m fsd
+
+test: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m pytest
+
+unit:
+	$(PYTHON) -m pytest tests/unit
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
+
+examples:
+	FS_SETUP_TOOLCHAINS=1 PYTHON=$(PYTHON) scripts/setup.sh
+	$(MAKE) -C examples/basic

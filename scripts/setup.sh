@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-time (idempotent) setup on a fresh Debian/Ubuntu machine: system packages,
+# the Python package with its dev tools, and the Apache Pulsar broker in the cache.
+# Re-running it is fast: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+need_apt=()
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
+if [[ "${FS_SETUP_TOOLCHAINS:-0}" == "1" ]]; then
+    # Only to rebuild the examples; the built modules are committed.
+    command -v clang >/dev/null || need_apt+=(clang lld wasi-libc libclang-rt-dev-wasm32)
+fi
+if (( ${#need_apt[@]} )); then
+    echo "setup: installing ${need_apt[*]} with apt-get" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >&2
+fi
+
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: Python >= 3.11 is required ($PY is $("$PY" --version 2>&1))" >&2
+    exit 1
+fi
+if ! "$PY" -c 'import fsd, pytest, ruff' 2>/dev/null \
+    || ! "$PY" -m pip show function-stream >/dev/null 2>&1; then
+    echo "setup: installing function-stream (editable) with its dev tools" >&2
+    "$PY" -m pip install -q --disable-pip-version-check -e '.[dev]' >&2
+fi
+
+scripts/provision-pulsar.sh >/dev/null
+echo "setup: done" >&2
