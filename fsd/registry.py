@@ -48,37 +48,19 @@ class Registry:
         spec.created_at = now
         try:
             self._db.execute(
-                "INSERT INTO functions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    spec.name,
-                    spec.package,
-                    spec.kind,
-                    json.dumps(spec.inputs),
-                    spec.output,
-                    spec.replicas,
-                    json.dumps(spec.config),
-                    now,
-                    now,
-                ),
+                "INSERT INTO functions (package, kind, inputs, output, replicas, config, name, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_mutable_fields(spec), spec.name, now, now),
             )
         except sqlite3.IntegrityError:
             raise AlreadyExists(spec.name) from None
 
     def update(self, spec: FunctionSpec) -> None:
-        """Overwrite a function's fields."""
+        """Overwrite a function's fields (all but its name and creation time)."""
         self._db.execute(
             "UPDATE functions SET package=?, kind=?, inputs=?, output=?, replicas=?, config=?, "
             "updated_at=? WHERE name=?",
-            (
-                spec.package,
-                spec.kind,
-                json.dumps(spec.inputs),
-                spec.output,
-                spec.replicas,
-                json.dumps(spec.config),
-                time.time(),
-                spec.name,
-            ),
+            (*_mutable_fields(spec), time.time(), spec.name),
         )
 
     def remove(self, name: str) -> bool:
@@ -114,4 +96,16 @@ def _row_to_spec(row: tuple) -> FunctionSpec:
         replicas=replicas,
         config=json.loads(config),
         created_at=created_at,
+    )
+
+
+def _mutable_fields(spec: FunctionSpec) -> tuple:
+    """Column values in the order: package, kind, inputs, output, replicas, config."""
+    return (
+        spec.package,
+        spec.kind,
+        json.dumps(spec.inputs),
+        spec.output,
+        spec.replicas,
+        json.dumps(spec.config),
     )

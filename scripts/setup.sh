@@ -27,8 +27,9 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "setup: Python >= 3.11 is required ($PY is $("$PY" --version 2>&1))" >&2
     exit 1
 fi
-if ! "$PY" -c 'import fsd, pytest, ruff' 2>/dev/null \
-    || ! "$PY" -m pip show function-stream >/dev/null 2>&1; then
+# Installed, with its dev tools, and installed from *this* checkout (editable)?
+installed_from=$(cd / && "$PY" -c 'import fsd, pytest, ruff, os; print(os.path.dirname(os.path.dirname(fsd.__file__)))' 2>/dev/null || true)
+if [[ "$installed_from" != "$PWD" ]]; then
     echo "setup: installing function-stream (editable) with its dev tools" >&2
     "$PY" -m pip install -q --disable-pip-version-check -e '.[dev]' >&2
 fi

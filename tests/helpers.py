@@ -66,6 +66,8 @@ class Fsd:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["FS_ENDPOINT"] = self.endpoint
+        # Subprocesses import this checkout, whatever else is installed.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env.pop("FS_PULSAR_URL", None)
         return env
 
