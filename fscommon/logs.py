@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -36,15 +37,15 @@ def configure(level: str = "info", json: bool | None = None, **bind: object) -> 
         structlog.contextvars.bind_contextvars(**bind)
 
 
-def silent_pulsar_logger() -> logging.Logger:
+def silent_pulsar_logger() -> object:
     """A logger for short-lived Pulsar clients whose failures we report ourselves.
 
     The C++ client otherwise prints an ERROR line for every failed lookup while
-    a broker is still starting.
+    a broker is still starting. It is the client's native file logger aimed at
+    /dev/null, not a Python logger: a Python logger is called back from the
+    client's threads and aborts the process ("terminate called without an
+    active exception") when they log during interpreter shutdown.
     """
-    logger = logging.getLogger("function_stream.pulsar_client")
-    logger.setLevel(logging.CRITICAL)
-    logger.propagate = False
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-    return logger
+    import pulsar
+
+    return pulsar.FileLogger(pulsar.LoggerLevel.Error, os.devnull)

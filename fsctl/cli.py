@@ -65,6 +65,14 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
+def _read_module(archive: str) -> bytes:
+    try:
+        return Path(archive).read_bytes()
+    except OSError as exc:
+        show.error(f"cannot read module '{archive}': {exc.strerror}")
+        sys.exit(CtlExit.FAILED)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--endpoint",
@@ -110,17 +118,10 @@ def create(
     as_json: bool,
 ) -> None:
     """Register a function and start its replicas."""
-    path = Path(archive)
-    try:
-        wasm = path.read_bytes()
-    except OSError as exc:
-        message = f"cannot read module '{archive}': {exc.strerror}"
-        show.error(message)
-        sys.exit(CtlExit.FAILED)
     args = {
         "name": name,
-        "wasm": wasm,
-        "wasm_name": path.name,
+        "wasm": _read_module(archive),
+        "wasm_name": Path(archive).name,
         "inputs": list(inputs),
         "output": output,
         "replicas": replicas,
@@ -128,11 +129,7 @@ def create(
         "wait": not no_wait,
     }
     data = ctx.call("create", args, timeout=max(ctx.timeout, 90.0))
-    if as_json:
-        show.emit_json(data)
-        return
-    running = sum(r["state"] == "RUNNING" for r in data["replicas"])
-    click.echo(f"Function '{name}' created: {running}/{len(data['replicas'])} replicas running")
+    _print_function(data, as_json, f"Function '{name}' created")
 
 
 @main.command()
@@ -162,15 +159,136 @@ def list_(ctx: Ctx, as_json: bool) -> None:
 
 @main.command()
 @click.option("-n", "--name", help="Only this function.")
+@click.option(
+    "--watch",
+    "watch",
+    is_flag=False,
+    flag_value=2.0,
+    type=float,
+    default=None,
+    help="Refresh every N seconds (default 2) until Ctrl-C.",
+)
 @json_option
 @pass_ctx
-def status(ctx: Ctx, name: str | None, as_json: bool) -> None:
-    """Show each replica's state, pid, uptime, restarts and counters."""
-    data = ctx.call("status", {"name": name} if name else {})
+def status(ctx: Ctx, name: str | None, watch: float | None, as_json: bool) -> None:
+    """Show each replica's state, pid, uptime, restarts, resources and counters."""
+    while True:
+        data = ctx.call("status", {"name": name} if name else {})
+        if watch:
+            click.clear()
+        if as_json:
+            show.emit_json(data)
+        else:
+            show.print_status(data)
+        if not watch:
+            return
+        show.flush()
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
+
+
+def _print_function(data: dict[str, Any], as_json: bool, message: str) -> None:
     if as_json:
         show.emit_json(data)
-    else:
-        show.print_status(data)
+        return
+    running = sum(r["state"] == "RUNNING" for r in data["replicas"])
+    click.echo(f"{message}: {running}/{len(data['replicas'])} replicas running")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@json_option
+@pass_ctx
+def stop(ctx: Ctx, name: str, as_json: bool) -> None:
+    """Drain and stop every replica; the function stays registered (and stopped)."""
+    data = ctx.call("stop", {"name": name}, timeout=max(ctx.timeout, 120.0))
+    _print_function(data, as_json, f"Function '{name}' stopped")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@json_option
+@pass_ctx
+def start(ctx: Ctx, name: str, as_json: bool) -> None:
+    """Start replicas that are stopped or FATAL (resets their restart count)."""
+    data = ctx.call("start", {"name": name}, timeout=max(ctx.timeout, 120.0))
+    _print_function(data, as_json, f"Function '{name}' started")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@click.option("-r", "--replicas", type=int, required=True, help="New number of replicas.")
+@json_option
+@pass_ctx
+def scale(ctx: Ctx, name: str, replicas: int, as_json: bool) -> None:
+    """Change the number of replicas (scale-down drains the removed ones)."""
+    data = ctx.call("scale", {"name": name, "replicas": replicas}, timeout=max(ctx.timeout, 180.0))
+    _print_function(data, as_json, f"Function '{name}' scaled")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@json_option
+@pass_ctx
+def restart(ctx: Ctx, name: str, as_json: bool) -> None:
+    """Rolling restart: one replica at a time, each back to RUNNING before the next."""
+    data = ctx.call("restart", {"name": name}, timeout=max(ctx.timeout, 600.0))
+    _print_function(data, as_json, f"Function '{name}' restarted")
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@click.option("-a", "--archive", help="New WebAssembly module.")
+@click.option("--config", "config", multiple=True, help="key=value; replaces the whole map.")
+@json_option
+@pass_ctx
+def update(
+    ctx: Ctx, name: str, archive: str | None, config: tuple[str, ...], as_json: bool
+) -> None:
+    """Replace the module and/or config, then roll the replicas one at a time."""
+    args: dict[str, Any] = {"name": name}
+    if archive:
+        args["wasm"] = _read_module(archive)
+        args["wasm_name"] = Path(archive).name
+    if config:
+        args["config"] = _parse_pairs(config, "--config")
+    data = ctx.call("update", args, timeout=max(ctx.timeout, 600.0))
+    _print_function(data, as_json, f"Function '{name}' updated")
+
+
+@main.command()
+@click.option("-n", "--name", help="Only this function.")
+@click.option("--count", type=int, help="Exit after this many events.")
+@pass_ctx
+def events(ctx: Ctx, name: str | None, count: int | None) -> None:
+    """Print replica state changes as fsd publishes them (JSON lines)."""
+    import json
+
+    import msgpack
+    import zmq
+
+    endpoint = ctx.call("info")["transitions_endpoint"]
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, name.encode() if name else b"")
+    sock.connect(endpoint)
+    click.echo(f"Watching replica state changes at {endpoint} (Ctrl-C to stop)", err=True)
+    seen = 0
+    try:
+        while count is None or seen < count:
+            _topic, frame = sock.recv_multipart()
+            event = msgpack.unpackb(frame, raw=False)
+            if name and event.get("function") != name:
+                continue
+            click.echo(json.dumps(event, sort_keys=True))
+            show.flush()
+            seen += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 @main.command()

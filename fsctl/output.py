@@ -44,13 +44,25 @@ def duration(seconds: float | None) -> str | None:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+def size(nbytes: int | None) -> str | None:
+    """'25.3M'."""
+    if nbytes is None:
+        return None
+    return f"{nbytes / (1024 * 1024):.1f}M"
+
+
 def print_status(functions: list[dict[str, Any]]) -> None:
-    """The replicas of each function, one row each."""
+    """One row per replica, then each function's backlog and last errors."""
+    headers = [
+        "FUNCTION", "REPLICA", "STATE", "PID", "UPTIME", "RESTARTS", "RSS", "CPU%",
+        "RECEIVED", "PROCESSED", "FAILED", "LAST EXIT",
+    ]  # fmt: skip
     rows = []
     for fn in functions:
         if not fn["replicas"]:
-            rows.append([fn["name"], "-", "STOPPED", None, None, None, None, None, None, None])
+            rows.append([fn["name"], "-", "STOPPED", *[None] * (len(headers) - 3)])
         for r in fn["replicas"]:
+            cpu = r.get("cpu_percent")
             rows.append(
                 [
                     fn["name"],
@@ -59,6 +71,8 @@ def print_status(functions: list[dict[str, Any]]) -> None:
                     r["pid"],
                     duration(r.get("uptime")),
                     r.get("restarts", 0),
+                    size(r.get("rss_bytes")),
+                    None if cpu is None else f"{cpu:.0f}",
                     r.get("received"),
                     r.get("processed"),
                     r.get("failed"),
@@ -68,22 +82,15 @@ def print_status(functions: list[dict[str, Any]]) -> None:
     if not rows:
         click.echo("no functions")
         return
-    table(
-        [
-            "FUNCTION",
-            "REPLICA",
-            "STATE",
-            "PID",
-            "UPTIME",
-            "RESTARTS",
-            "RECEIVED",
-            "PROCESSED",
-            "FAILED",
-            "LAST EXIT",
-        ],
-        rows,
-    )
+    table(headers, rows)
     for fn in functions:
+        extra = []
+        if fn.get("desired") == "stopped":
+            extra.append("stopped by request")
+        if fn.get("backlog") is not None:
+            extra.append(f"backlog {fn['backlog']}")
+        if extra:
+            click.echo(f"{fn['name']}: {', '.join(extra)}")
         for r in fn["replicas"]:
             if r.get("last_error"):
                 click.echo(f"{fn['name']}/{r['replica']}: last error: {r['last_error']}")

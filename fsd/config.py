@@ -1,29 +1,55 @@
 """fsd's configuration: defaults, a TOML file, environment variables and flags.
 
-Precedence (highest first): command-line flag, environment variable, config
-file, default.  The file uses the flags' names with '_' for '-'.
+One table (SETTINGS) defines every setting: its type, default, environment
+variable and help. The CLI's options and the config file's keys are built
+from it. Precedence, highest first: flag, environment variable, config file,
+default. The file's keys are the option names with '_' for '-'.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from fscommon.paths import default_control_endpoint, default_runtime_dir, default_state_dir
+from fsd.backoff import Backoff
+from fsd.restart_policy import RestartPolicy
+from fsd.supervisor import SupervisionPolicy
 
-# Keys accepted in the config file, with the type each must have.
-FILE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "state_dir": str,
-    "endpoint": str,
-    "pulsar_url": str,
-    "pulsar_port": int,
-    "pulsar_web_port": int,
-    "pulsar_heap": str,
-    "stop_timeout": (int, float),
-    "log_level": str,
-}
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key."""
+
+    name: str
+    type: type
+    help: str
+    default: Any = None
+
+
+SETTINGS: list[Setting] = [
+    Setting("state_dir", str, "Registry, packages, logs, broker data. [~/.local/state/...]"),
+    Setting("endpoint", str, "Control endpoint (ipc://PATH). [ipc://<runtime dir>/fsd.sock]"),
+    Setting("pulsar_url", str, "Use this Pulsar cluster; without it fsd runs a standalone."),
+    Setting("pulsar_admin_url", str, "Admin REST URL, for backlog in status. [from pulsar_url]"),
+    Setting("pulsar_port", int, "Embedded broker: binary protocol port.", 6650),
+    Setting("pulsar_web_port", int, "Embedded broker: admin HTTP port.", 8080),
+    Setting("pulsar_heap", str, "Embedded broker: JVM -Xmx.", "512m"),
+    Setting("stop_timeout", float, "Seconds a worker gets to drain after SIGTERM.", 10.0),
+    Setting(
+        "heartbeat_timeout", float, "Seconds without a heartbeat before a worker is hung.", 10.0
+    ),
+    Setting("ready_timeout", float, "Seconds a worker may take to report ready.", 60.0),
+    Setting("max_restarts", int, "Restarts within restart_window before FATAL.", 5),
+    Setting("restart_window", float, "Seconds over which restarts are counted.", 60.0),
+    Setting("stable_after", float, "Seconds RUNNING after which backoff starts over.", 30.0),
+    Setting("backoff_base", float, "First restart delay in seconds.", 0.5),
+    Setting("backoff_cap", float, "Longest restart delay in seconds.", 30.0),
+    Setting("log_level", str, "debug, info, warning or error.", "info"),
+]
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 class ConfigError(ValueError):
@@ -37,11 +63,49 @@ class FsdConfig:
     state_dir: Path
     endpoint: str
     pulsar_url: str | None = None  # None: run the embedded standalone
+    pulsar_admin_url: str | None = None
     pulsar_port: int = 6650
     pulsar_web_port: int = 8080
     pulsar_heap: str = "512m"
     stop_timeout: float = 10.0
+    heartbeat_timeout: float = 10.0
+    ready_timeout: float = 60.0
+    max_restarts: int = 5
+    restart_window: float = 60.0
+    stable_after: float = 30.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
     log_level: str = "info"
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> FsdConfig:
+        """Build from option values (None means 'not given': use the default)."""
+        given = {k: v for k, v in values.items() if v is not None}
+        given["state_dir"] = Path(given.get("state_dir") or default_state_dir()).expanduser()
+        given.setdefault("endpoint", default_control_endpoint())
+        config = cls(**given)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check ranges; raise ConfigError naming the key."""
+        for name in ("stop_timeout", "heartbeat_timeout", "ready_timeout", "restart_window"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_restarts < 0:
+            raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
+        if not 0 < self.backoff_base <= self.backoff_cap:
+            raise ConfigError("backoff_base must be > 0 and <= backoff_cap")
+        if self.pulsar_url and not self.pulsar_url.startswith(("pulsar://", "pulsar+ssl://")):
+            raise ConfigError(f"pulsar_url must start with pulsar:// , got {self.pulsar_url!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(
+                f"log_level must be debug, info, warning or error: {self.log_level!r}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """For --check-config."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def runtime_dir(self) -> Path:
@@ -55,6 +119,36 @@ class FsdConfig:
         """Where workers push ready/heartbeat events."""
         return f"ipc://{self.runtime_dir / 'fsd-events.sock'}"
 
+    @property
+    def transitions_endpoint(self) -> str:
+        """Where fsd publishes replica state changes (fsctl events)."""
+        return f"ipc://{self.runtime_dir / 'fsd-transitions.sock'}"
+
+    def supervision_policy(self) -> SupervisionPolicy:
+        """The supervisor's timeouts and restart limits."""
+        return SupervisionPolicy(
+            stop_timeout=self.stop_timeout,
+            heartbeat_timeout=self.heartbeat_timeout,
+            ready_timeout=self.ready_timeout,
+            restart=RestartPolicy(
+                max_restarts=self.max_restarts,
+                window=self.restart_window,
+                stable_after=self.stable_after,
+                backoff=Backoff(base=self.backoff_base, cap=self.backoff_cap),
+            ),
+        )
+
+    def admin_url(self, embedded_web_port: int | None) -> str | None:
+        """The broker's admin REST URL: given, the embedded one, or guessed from pulsar_url."""
+        if self.pulsar_admin_url:
+            return self.pulsar_admin_url
+        if embedded_web_port is not None:
+            return f"http://127.0.0.1:{embedded_web_port}"
+        if self.pulsar_url and self.pulsar_url.startswith("pulsar://"):
+            host = self.pulsar_url[len("pulsar://") :].split(",")[0].rsplit(":", 1)[0]
+            return f"http://{host}:8080"
+        return None
+
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read and check a TOML config file; unknown keys and bad types are errors."""
@@ -65,16 +159,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for key, value in raw.items():
-        if key not in FILE_KEYS:
+        setting = SETTINGS_BY_NAME.get(key)
+        if setting is None:
             raise ConfigError(
-                f"unknown key '{key}' in {path}; known keys: {', '.join(sorted(FILE_KEYS))}"
+                f"unknown key '{key}' in {path}; known keys: {', '.join(sorted(SETTINGS_BY_NAME))}"
             )
-        want = FILE_KEYS[key]
-        if not isinstance(value, want) or isinstance(value, bool):
-            raise ConfigError(f"key '{key}' in {path} has a bad value {value!r}")
+        allowed = (int, float) if setting.type is float else (setting.type,)
+        if not isinstance(value, allowed) or isinstance(value, bool):
+            raise ConfigError(
+                f"key '{key}' in {path} must be a {setting.type.__name__}, got {value!r}"
+            )
     return raw
-
-
-def defaults() -> dict[str, Any]:
-    """Default values, for the CLI."""
-    return {"state_dir": str(default_state_dir()), "endpoint": default_control_endpoint()}

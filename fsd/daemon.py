@@ -7,17 +7,20 @@ function at start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
 from pathlib import Path
 
+import msgpack
 import structlog
 import zmq
 
-from fscommon.protocol import MAX_EVENT_BYTES, ProtocolError, decode_event
+from fscommon.protocol import MAX_EVENT_BYTES, PROTOCOL_VERSION, ProtocolError, decode_event
 from fscommon.worker_spec import WorkerSpec
+from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
 from fsd.config import FsdConfig
 from fsd.control_server import ControlServer
@@ -25,12 +28,18 @@ from fsd.function_spec import FunctionSpec
 from fsd.handlers import make_handlers
 from fsd.package_store import PackageStore
 from fsd.registry import Registry
-from fsd.supervisor import SupervisionPolicy, Supervisor
+from fsd.replica_state import ReplicaState
+from fsd.supervisor import Replica, Supervisor
 from fsworker.engine import new_engine
 
 log = structlog.get_logger("fsd")
 
 TICK_MS = 100
+
+
+def subscription_name(function: str) -> str:
+    """The Shared subscription a function's replicas consume with."""
+    return f"fs-{function}"
 
 
 class Daemon:
@@ -50,10 +59,34 @@ class Daemon:
         self.supervisor = Supervisor(
             self._worker_spec,
             log_dir=state / "logs",
-            policy=SupervisionPolicy(stop_timeout=config.stop_timeout),
+            policy=config.supervision_policy(),
+            on_transition=self._publish_transition,
         )
+        self.backlog: BacklogPoller | None = None
         self._stop_requested = False
         self._ctx: zmq.Context | None = None
+        self._transitions: zmq.Socket | None = None
+
+    def _publish_transition(
+        self, replica: Replica, old: ReplicaState, new: ReplicaState, reason: str
+    ) -> None:
+        """Every replica state change goes out on the PUB socket (fsctl events)."""
+        if self._transitions is None:
+            return
+        frame = msgpack.packb(
+            {
+                "v": PROTOCOL_VERSION,
+                "time": time.time(),
+                "function": replica.function,
+                "replica": replica.index,
+                "old": str(old),
+                "new": str(new),
+                "reason": reason,
+                "pid": replica.pid or replica.last_pid,
+            }
+        )
+        with contextlib.suppress(zmq.ZMQError):
+            self._transitions.send_multipart([replica.function.encode(), frame], zmq.NOBLOCK)
 
     def _worker_spec(self, spec: FunctionSpec, replica: int) -> WorkerSpec:
         return WorkerSpec(
@@ -64,13 +97,15 @@ class Daemon:
             kind=spec.kind,
             inputs=list(spec.inputs),
             output=spec.output,
-            subscription=f"fs-{spec.name}",
+            subscription=subscription_name(spec.name),
             pulsar_url=self.pulsar_url,
             events_endpoint=self.config.events_endpoint,
             cache_dir=str(self.compiled_dir),
             parent_pid=os.getpid(),
             log_level=self.config.log_level,
             config=dict(spec.config),
+            # Several beats per timeout, so one late beat is not a hang.
+            heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
         )
 
     def run(self) -> int:
@@ -116,6 +151,17 @@ class Daemon:
         events_path.unlink(missing_ok=True)
         events.bind(self.config.events_endpoint)
         os.chmod(events_path, 0o600)
+        self._transitions = self._ctx.socket(zmq.PUB)
+        self._transitions.setsockopt(zmq.LINGER, 0)
+        transitions_path = Path(self.config.transitions_endpoint[len("ipc://") :])
+        transitions_path.unlink(missing_ok=True)
+        self._transitions.bind(self.config.transitions_endpoint)
+        os.chmod(transitions_path, 0o660)
+
+        admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
+        if admin_url:
+            self.backlog = BacklogPoller(admin_url)
+            self.backlog.start()
 
         for spec in self.registry.all():
             log.info("restoring function", function=spec.name, replicas=spec.replicas)
@@ -140,6 +186,13 @@ class Daemon:
                     self._drain_events(events)
                 self.supervisor.tick()
                 control.poll_pending()
+                if self.backlog is not None:
+                    self.backlog.set_targets(
+                        [
+                            (name, tuple(rt.spec.inputs), subscription_name(name))
+                            for name, rt in self.supervisor.functions.items()
+                        ]
+                    )
                 if self.broker is not None and not self.broker.alive() and not self._stop_requested:
                     log.error("embedded Pulsar exited; restarting it")
                     self.broker.start()
@@ -154,9 +207,14 @@ class Daemon:
                 ):
                     break
         finally:
+            if self.backlog is not None:
+                self.backlog.stop()
             control.close()
             events.close()
             events_path.unlink(missing_ok=True)
+            self._transitions.close()
+            self._transitions = None
+            transitions_path.unlink(missing_ok=True)
             self._ctx.term()
             if self.broker is not None:
                 self.broker.stop()

@@ -29,6 +29,7 @@ class FunctionSpec:
     output: str | None
     replicas: int = 1
     config: dict[str, str] = field(default_factory=dict)
+    desired: str = "running"  # or "stopped" ('fsctl stop'); survives fsd restarts
     created_at: float = 0.0
 
     def to_public(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class FunctionSpec:
             "output": self.output,
             "replicas": self.replicas,
             "config": dict(self.config),
+            "desired": self.desired,
             "created_at": self.created_at,
         }
 
@@ -86,11 +88,7 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
         or not (1 <= replicas <= MAX_REPLICAS)
     ):
         raise SpecInvalid(f"replicas must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}")
-    config = args.get("config") or {}
-    if not isinstance(config, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in config.items()
-    ):
-        raise SpecInvalid("config must map strings to strings (--config key=value)")
+    config = validate_config(args.get("config") or {})
     return {
         "name": name,
         "inputs": inputs,
@@ -98,3 +96,12 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
         "replicas": replicas,
         "config": config,
     }
+
+
+def validate_config(config: Any) -> dict[str, str]:
+    """A function's config: a map of strings to strings."""
+    if not isinstance(config, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in config.items()
+    ):
+        raise SpecInvalid("config must map strings to strings (--config key=value)")
+    return config

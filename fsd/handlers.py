@@ -10,7 +10,14 @@ import structlog
 
 from fscommon.protocol import ErrorCode
 from fsd.control_server import Deferred, Handler, HandlerError
-from fsd.function_spec import FunctionSpec, SpecInvalid, validate_create_args, validate_name
+from fsd.function_spec import (
+    MAX_REPLICAS,
+    FunctionSpec,
+    SpecInvalid,
+    validate_config,
+    validate_create_args,
+    validate_name,
+)
 from fsd.registry import AlreadyExists
 from fsd.replica_state import ReplicaState
 from fsworker.module_cache import precompile
@@ -36,6 +43,11 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "delete": h.delete,
         "list": h.list,
         "status": h.status,
+        "stop": h.stop,
+        "start": h.start,
+        "scale": h.scale,
+        "restart": h.restart,
+        "update": h.update,
     }
 
 
@@ -61,6 +73,7 @@ class _Handlers:
             "pulsar_url": self.d.pulsar_url,
             "embedded_broker": self.d.broker is not None,
             "broker_pid": self.d.broker.pid if self.d.broker else None,
+            "transitions_endpoint": self.d.config.transitions_endpoint,
             "state_dir": str(self.d.config.state_dir),
             "uptime": time.monotonic() - self.d.started_mono,
         }
@@ -80,6 +93,22 @@ class _Handlers:
             raise HandlerError(
                 ErrorCode.CONFLICT, f"function '{name}' is still being deleted; try again shortly"
             )
+        package, kind = self._store_module(args)
+        spec = FunctionSpec(package=package, kind=kind, **fields)
+        try:
+            self.d.registry.add(spec)
+        except AlreadyExists:
+            raise HandlerError(
+                ErrorCode.ALREADY_EXISTS, f"function '{name}' already exists"
+            ) from None
+        log.info("function created", function=name, package=package, kind=kind)
+        self.d.supervisor.start_function(spec)
+        if args.get("wait", True) is False:
+            return self._function_status(name)
+        return self._wait_all_running(name, CREATE_READY_TIMEOUT)
+
+    def _store_module(self, args: dict[str, Any]) -> tuple[str, str]:
+        """Validate the module in a request, cache its compiled form, store it; (sha, kind)."""
         wasm = args.get("wasm")
         if not isinstance(wasm, bytes):
             raise HandlerError(
@@ -91,21 +120,26 @@ class _Handlers:
             kind = classify(module)
         except InvalidModule as exc:
             raise HandlerError(ErrorCode.INVALID_MODULE, f"{source}: {exc}") from None
-        package = self.d.packages.put(wasm)
-        spec = FunctionSpec(package=package, kind=str(kind), **fields)
-        try:
-            self.d.registry.add(spec)
-        except AlreadyExists:
+        return self.d.packages.put(wasm), str(kind)
+
+    def _existing(self, args: dict[str, Any]) -> tuple[str, FunctionSpec]:
+        name = _require_name(args)
+        spec = self.d.registry.get(name)
+        if spec is None or name not in self.d.supervisor.functions:
+            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+        return name, spec
+
+    def _not_busy(self, name: str) -> None:
+        busy = self.d.supervisor.functions[name].busy
+        if busy:
             raise HandlerError(
-                ErrorCode.ALREADY_EXISTS, f"function '{name}' already exists"
-            ) from None
-        log.info("function created", function=name, package=package, kind=str(kind))
-        self.d.supervisor.start_function(spec)
-        if args.get("wait", True) is False:
-            return self._function_status(name)
+                ErrorCode.CONFLICT, f"function '{name}': {busy}; wait for it to finish"
+            )
+
+    def _wait_all_running(self, name: str, timeout: float) -> Deferred:
         return Deferred(
             poll=lambda: self._wait_running(name),
-            deadline=time.monotonic() + CREATE_READY_TIMEOUT,
+            deadline=time.monotonic() + timeout,
             on_timeout=lambda: self._function_status(name),
         )
 
@@ -121,9 +155,103 @@ class _Handlers:
                     f"function '{name}' was created but replica {replica.index} is "
                     f"{replica.state}: {reason}; see 'fsctl status -n {name}'",
                 )
-        if all(r.state is ReplicaState.RUNNING for r in runtime.replicas):
+        if len(runtime.replicas) == runtime.spec.replicas and all(
+            r.state is ReplicaState.RUNNING for r in runtime.replicas
+        ):
             return self._function_status(name)
         return None
+
+    def stop(self, args: dict[str, Any]) -> Any:
+        name, spec = self._existing(args)
+        spec.desired = "stopped"
+        self.d.registry.update(spec)
+        self.d.supervisor.functions[name].spec.desired = "stopped"
+        self.d.supervisor.stop_function(name)
+        return Deferred(
+            poll=lambda: (
+                self._function_status(name) if self.d.supervisor.is_stopped(name) else None
+            ),
+            deadline=time.monotonic() + self.d.supervisor.policy.stop_timeout + 30,
+            on_timeout=lambda: self._function_status(name),
+        )
+
+    def start(self, args: dict[str, Any]) -> Any:
+        name, spec = self._existing(args)
+        self._not_busy(name)
+        spec.desired = "running"
+        self.d.registry.update(spec)
+        self.d.supervisor.functions[name].spec.desired = "running"
+        self.d.supervisor.start_replicas(name)
+        return self._wait_all_running(name, CREATE_READY_TIMEOUT)
+
+    def scale(self, args: dict[str, Any]) -> Any:
+        name, spec = self._existing(args)
+        replicas = args.get("replicas")
+        if (
+            not isinstance(replicas, int)
+            or isinstance(replicas, bool)
+            or not (1 <= replicas <= MAX_REPLICAS)
+        ):
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"replicas must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}",
+            )
+        self._not_busy(name)
+        spec.replicas = replicas
+        self.d.registry.update(spec)
+        self.d.supervisor.scale(name, replicas)
+        if spec.desired != "running":
+            return self._function_status(name)
+        return self._wait_all_running(name, CREATE_READY_TIMEOUT + self.d.config.stop_timeout)
+
+    def restart(self, args: dict[str, Any]) -> Any:
+        name, spec = self._existing(args)
+        if spec.desired != "running":
+            raise HandlerError(
+                ErrorCode.CONFLICT, f"function '{name}' is stopped; use 'fsctl start -n {name}'"
+            )
+        self._not_busy(name)
+        return self._roll(name)
+
+    def update(self, args: dict[str, Any]) -> Any:
+        name, spec = self._existing(args)
+        if args.get("wasm") is None and args.get("config") is None:
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT, "nothing to update: give a new module and/or --config"
+            )
+        self._not_busy(name)
+        if args.get("config") is not None:
+            try:
+                spec.config = validate_config(args["config"])
+            except SpecInvalid as exc:
+                raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
+        if args.get("wasm") is not None:
+            spec.package, spec.kind = self._store_module(args)
+        self.d.registry.update(spec)
+        runtime = self.d.supervisor.functions[name]
+        runtime.spec = spec
+        log.info("function updated", function=name, package=spec.package)
+        if spec.desired != "running":
+            return self._function_status(name)
+        return self._roll(name)
+
+    def _roll(self, name: str) -> Deferred:
+        rollout = self.d.supervisor.begin_rollout(name)
+        per_replica = self.d.config.stop_timeout + self.d.config.ready_timeout
+        count = len(self.d.supervisor.functions[name].replicas)
+
+        def poll() -> dict[str, Any] | None:
+            if not rollout.done:
+                return None
+            if rollout.error:
+                raise HandlerError(ErrorCode.CONFLICT, f"function '{name}': {rollout.error}")
+            return {**self._function_status(name), "rolled": rollout.rolled}
+
+        return Deferred(
+            poll=poll,
+            deadline=time.monotonic() + per_replica * count + 10,
+            on_timeout=lambda: self._function_status(name),
+        )
 
     def delete(self, args: dict[str, Any]) -> Any:
         name = _require_name(args)
@@ -170,8 +298,12 @@ class _Handlers:
     def _function_status(self, name: str) -> dict[str, Any]:
         spec = self.d.registry.get(name)
         runtime = self.d.supervisor.functions.get(name)
+        backlog = self.d.backlog.get(name) if self.d.backlog is not None else None
         return {
             "name": name,
+            "desired": spec.desired if spec else None,
+            "package": spec.package if spec else None,
+            "backlog": backlog,
             "inputs": spec.inputs if spec else [],
             "output": spec.output if spec else None,
             "kind": spec.kind if spec else None,

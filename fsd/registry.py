@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS functions (
     output     TEXT,
     replicas   INTEGER NOT NULL,
     config     TEXT NOT NULL,  -- JSON object
+    desired    TEXT NOT NULL DEFAULT 'running',
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -37,6 +38,15 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a registry written by an older fsd up to the current schema."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(functions)")}
+        if "desired" not in columns:
+            self._db.execute(
+                "ALTER TABLE functions ADD COLUMN desired TEXT NOT NULL DEFAULT 'running'"
+            )
 
     def close(self) -> None:
         """Close the database."""
@@ -48,8 +58,8 @@ class Registry:
         spec.created_at = now
         try:
             self._db.execute(
-                "INSERT INTO functions (package, kind, inputs, output, replicas, config, name, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO functions (package, kind, inputs, output, replicas, config, desired, "
+                "name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_mutable_fields(spec), spec.name, now, now),
             )
         except sqlite3.IntegrityError:
@@ -59,7 +69,7 @@ class Registry:
         """Overwrite a function's fields (all but its name and creation time)."""
         self._db.execute(
             "UPDATE functions SET package=?, kind=?, inputs=?, output=?, replicas=?, config=?, "
-            "updated_at=? WHERE name=?",
+            "desired=?, updated_at=? WHERE name=?",
             (*_mutable_fields(spec), time.time(), spec.name),
         )
 
@@ -70,7 +80,7 @@ class Registry:
     def get(self, name: str) -> FunctionSpec | None:
         """One function, or None."""
         row = self._db.execute(
-            "SELECT name, package, kind, inputs, output, replicas, config, created_at "
+            "SELECT name, package, kind, inputs, output, replicas, config, desired, created_at "
             "FROM functions WHERE name=?",
             (name,),
         ).fetchone()
@@ -79,14 +89,14 @@ class Registry:
     def all(self) -> list[FunctionSpec]:
         """Every function, by name."""
         rows = self._db.execute(
-            "SELECT name, package, kind, inputs, output, replicas, config, created_at "
+            "SELECT name, package, kind, inputs, output, replicas, config, desired, created_at "
             "FROM functions ORDER BY name"
         ).fetchall()
         return [_row_to_spec(r) for r in rows]
 
 
 def _row_to_spec(row: tuple) -> FunctionSpec:
-    name, package, kind, inputs, output, replicas, config, created_at = row
+    name, package, kind, inputs, output, replicas, config, desired, created_at = row
     return FunctionSpec(
         name=name,
         package=package,
@@ -95,12 +105,13 @@ def _row_to_spec(row: tuple) -> FunctionSpec:
         output=output,
         replicas=replicas,
         config=json.loads(config),
+        desired=desired,
         created_at=created_at,
     )
 
 
 def _mutable_fields(spec: FunctionSpec) -> tuple:
-    """Column values in the order: package, kind, inputs, output, replicas, config."""
+    """Column values in the order: package, kind, inputs, output, replicas, config, desired."""
     return (
         spec.package,
         spec.kind,
@@ -108,4 +119,5 @@ def _mutable_fields(spec: FunctionSpec) -> tuple:
         spec.output,
         spec.replicas,
         json.dumps(spec.config),
+        spec.desired,
     )

@@ -24,7 +24,8 @@ LEGAL_TRANSITIONS: dict[ReplicaState, frozenset[ReplicaState]] = {
     S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.EXITED}),
     S.RUNNING: frozenset({S.STOPPING, S.EXITED}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FATAL}),
-    S.STOPPING: frozenset({S.STOPPED}),
+    # EXITED: fsd stopped it because it hung or never got ready, and will restart it.
+    S.STOPPING: frozenset({S.STOPPED, S.EXITED}),
     S.EXITED: frozenset({S.BACKOFF, S.FATAL, S.STOPPED}),
     S.FATAL: frozenset({S.STARTING, S.STOPPED}),
 }

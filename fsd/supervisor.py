@@ -1,4 +1,4 @@
-"""Runs and watches the worker processes: spawn (fork+exec), stop, reap, restart.
+"""Runs and watches the worker processes: spawn (fork+exec), stop, reap, restart, scale, roll.
 
 All of it is driven from fsd's single main loop: nothing here blocks, and
 nothing here runs in a signal handler.  Every state change goes through
@@ -14,33 +14,38 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
 from fscommon.protocol import EventKind
 from fscommon.worker_spec import WorkerSpec
-from fsd.backoff import Backoff
 from fsd.function_spec import FunctionSpec
 from fsd.replica_state import PROCESS_STATES, ReplicaState, check_transition
+from fsd.restart_policy import RestartPolicy, RestartTracker
 
 log = structlog.get_logger("fsd.supervisor")
 
 S = ReplicaState
+COUNTER_FIELDS = ("received", "processed", "failed", "published")
+
+TransitionListener = Callable[["Replica", ReplicaState, ReplicaState, str], None]
 
 
 @dataclass
 class SupervisionPolicy:
     """Timeouts and restart limits (fsd flags and config file)."""
 
-    stop_timeout: float = 10.0
-    max_restarts: int = 5  # within restart_window, then FATAL
-    restart_window: float = 60.0
-    backoff: Backoff = field(default_factory=Backoff)
+    stop_timeout: float = 10.0  # SIGTERM -> SIGKILL
+    heartbeat_timeout: float = 10.0  # RUNNING without a heartbeat this long: hung
+    ready_timeout: float = 60.0  # STARTING this long without 'ready': stuck
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
 
 
 @dataclass
@@ -49,22 +54,26 @@ class Replica:
 
     function: str
     index: int
+    tracker: RestartTracker
     state: ReplicaState = S.STOPPED
     proc: subprocess.Popen[bytes] | None = None
     last_pid: int | None = None
     log_path: Path | None = None
     started_at: float | None = None  # wall clock, for people
     started_mono: float | None = None
+    running_since: float | None = None
+    last_heartbeat: float | None = None
     restarts: int = 0
-    recent_restarts: list[float] = field(default_factory=list)
     last_exit: str | None = None
     last_error: str | None = None
     retry_at: float | None = None
     kill_at: float | None = None
+    # What happens once a stop completes: None (stay STOPPED), "restart" (it hung),
+    # "retire" (scaled away).
+    after_stop: str | None = None
     counters: dict[str, int] = field(default_factory=dict)
-    listeners: list[Callable[[Replica, ReplicaState, ReplicaState, str], None]] = field(
-        default_factory=list, repr=False
-    )
+    ps: psutil.Process | None = field(default=None, repr=False)
+    listeners: list[TransitionListener] = field(default_factory=list, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -83,29 +92,51 @@ class Replica:
             old=str(old),
             new=str(new),
             reason=reason,
-            pid=self.pid,
+            pid=self.pid or self.last_pid,
         )
         for listener in self.listeners:
             listener(self, old, new, reason)
 
+    def resources(self) -> dict[str, Any]:
+        """RSS and CPU% of the worker (psutil), or nothing if it has no process."""
+        if self.ps is None or self.proc is None:
+            return {}
+        try:
+            with self.ps.oneshot():
+                return {
+                    "rss_bytes": self.ps.memory_info().rss,
+                    "cpu_percent": self.ps.cpu_percent(None),
+                }
+        except psutil.Error:
+            return {}
+
     def to_public(self) -> dict[str, Any]:
         """What ``fsctl status`` shows."""
-        uptime = (
-            time.monotonic() - self.started_mono
-            if self.started_mono is not None and self.state in PROCESS_STATES
-            else None
-        )
+        alive = self.started_mono is not None and self.state in PROCESS_STATES
         return {
             "replica": self.index,
             "state": str(self.state),
             "pid": self.pid,
             "started_at": self.started_at,
-            "uptime": uptime,
+            "uptime": time.monotonic() - self.started_mono if alive else None,
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "last_error": self.last_error,
-            **self.counters,
+            **{k: self.counters.get(k, 0) for k in COUNTER_FIELDS},
+            **self.resources(),
         }
+
+
+@dataclass
+class Rollout:
+    """A rolling restart: one replica at a time, each waiting for RUNNING."""
+
+    pending: deque[int]
+    current: int | None = None
+    phase: str = ""  # "stopping" or "starting"
+    done: bool = False
+    error: str | None = None
+    rolled: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -114,38 +145,86 @@ class FunctionRuntime:
 
     spec: FunctionSpec
     replicas: list[Replica] = field(default_factory=list)
+    rollout: Rollout | None = None
+
+    @property
+    def busy(self) -> str | None:
+        """Why a new scale/restart/update must wait, or None."""
+        if self.rollout is not None and not self.rollout.done:
+            return "a rolling restart is in progress"
+        if any(r.after_stop == "retire" for r in self.replicas):
+            return "a scale-down is in progress"
+        return None
 
 
 class Supervisor:
-    """Keeps each function's replicas running as the registry says."""
+    """Keeps each function's replicas in the state the registry asks for."""
 
     def __init__(
         self,
         build_worker_spec: Callable[[FunctionSpec, int], WorkerSpec],
         log_dir: Path,
         policy: SupervisionPolicy | None = None,
+        on_transition: TransitionListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._build_worker_spec = build_worker_spec
         self._log_dir = log_dir
         self._log_dir.mkdir(parents=True, exist_ok=True)
         self.policy = policy or SupervisionPolicy()
+        self._on_transition = on_transition
+        self._clock = clock
         self.functions: dict[str, FunctionRuntime] = {}
 
     # --- commands --------------------------------------------------------------------------
 
     def start_function(self, spec: FunctionSpec) -> None:
-        """Start every replica of a (new or restored) function."""
+        """Add a (new or restored) function; spawn its replicas if it is meant to run."""
         runtime = FunctionRuntime(spec)
         self.functions[spec.name] = runtime
         for index in range(spec.replicas):
-            replica = Replica(spec.name, index)
+            replica = self._new_replica(spec.name, index)
             runtime.replicas.append(replica)
-            self._spawn(replica, "created")
+            if spec.desired == "running":
+                self._spawn(replica, "function started")
 
     def stop_function(self, name: str) -> None:
         """Ask every replica of a function to stop (SIGTERM; SIGKILL after stop_timeout)."""
-        for replica in self.functions[name].replicas:
+        runtime = self.functions[name]
+        runtime.rollout = None
+        for replica in runtime.replicas:
             self._request_stop(replica, "stop requested")
+
+    def start_replicas(self, name: str) -> list[int]:
+        """Start every replica that is not running (STOPPED, FATAL, BACKOFF): 'fsctl start'."""
+        started = []
+        for replica in self.functions[name].replicas:
+            if replica.state in (S.STOPPED, S.FATAL, S.BACKOFF):
+                replica.tracker.reset()
+                self._spawn(replica, "start requested")
+                started.append(replica.index)
+        return started
+
+    def scale(self, name: str, count: int) -> None:
+        """Grow by spawning new replicas, or shrink by draining the highest-numbered ones."""
+        runtime = self.functions[name]
+        runtime.spec.replicas = count
+        while len(runtime.replicas) < count:
+            replica = self._new_replica(name, len(runtime.replicas))
+            runtime.replicas.append(replica)
+            if runtime.spec.desired == "running":
+                self._spawn(replica, "scaled up")
+        for replica in runtime.replicas[count:]:
+            replica.after_stop = "retire"
+            self._request_stop(replica, "scaled down")
+        self._prune_retired(runtime)
+
+    def begin_rollout(self, name: str) -> Rollout:
+        """Restart every replica, one at a time, each waiting for RUNNING before the next."""
+        runtime = self.functions[name]
+        runtime.rollout = Rollout(pending=deque(r.index for r in runtime.replicas))
+        self._advance_rollout(runtime)
+        return runtime.rollout
 
     def is_stopped(self, name: str) -> bool:
         """True once no replica of the function has a process."""
@@ -165,12 +244,6 @@ class Supervisor:
         """True once no worker process is left."""
         return all(self.is_stopped(name) for name in self.functions)
 
-    def worker_pids(self) -> list[int]:
-        """Pids of every live worker."""
-        return [
-            r.proc.pid for rt in self.functions.values() for r in rt.replicas if r.proc is not None
-        ]
-
     # --- the main loop's hooks ---------------------------------------------------------------
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -186,27 +259,57 @@ class Supervisor:
             return
         if replica.pid != event["pid"]:
             return  # from a previous incarnation of this replica
+        now = self._clock()
         if kind is EventKind.READY and replica.state is S.STARTING:
+            replica.running_since = now
+            replica.last_heartbeat = now
             replica.transition(S.RUNNING, "worker reported ready")
         elif kind is EventKind.HEARTBEAT:
+            replica.last_heartbeat = now
             replica.counters = {
-                k: int(event[k])
-                for k in ("received", "processed", "failed", "published")
-                if isinstance(event.get(k), int)
+                k: int(event[k]) for k in COUNTER_FIELDS if isinstance(event.get(k), int)
             }
 
     def tick(self) -> None:
-        """Reap exited workers, escalate overdue stops, restart replicas whose backoff ended."""
-        now = time.monotonic()
+        """Reap, detect hung or stuck workers, escalate stops, restart, advance rollouts."""
+        now = self._clock()
+        policy = self.policy
         for runtime in self.functions.values():
             for replica in runtime.replicas:
                 self._reap(replica)
+                state = replica.state
+                if (
+                    state is S.RUNNING
+                    and replica.last_heartbeat is not None
+                    and now - replica.last_heartbeat > policy.heartbeat_timeout
+                ):
+                    silent = now - replica.last_heartbeat
+                    replica.last_error = f"no heartbeat for {silent:.1f}s: worker hung; restarting"
+                    replica.after_stop = "restart"
+                    self._request_stop(replica, replica.last_error)
+                elif (
+                    state is S.STARTING
+                    and replica.started_mono is not None
+                    and now - replica.started_mono > policy.ready_timeout
+                ):
+                    replica.last_error = f"not ready within {policy.ready_timeout:.0f}s; restarting"
+                    replica.after_stop = "restart"
+                    self._request_stop(replica, replica.last_error)
                 if replica.state is S.STOPPING and replica.kill_at and now >= replica.kill_at:
                     self._kill(replica)
                 if replica.state is S.BACKOFF and replica.retry_at and now >= replica.retry_at:
                     self._spawn(replica, "backoff ended")
+            self._prune_retired(runtime)
+            if runtime.rollout is not None and not runtime.rollout.done:
+                self._advance_rollout(runtime)
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _new_replica(self, function: str, index: int) -> Replica:
+        replica = Replica(function, index, RestartTracker(self.policy.restart))
+        if self._on_transition is not None:
+            replica.listeners.append(self._on_transition)
+        return replica
 
     def _spawn(self, replica: Replica, reason: str) -> None:
         runtime = self.functions[replica.function]
@@ -223,12 +326,20 @@ class Supervisor:
                 close_fds=True,
                 start_new_session=True,
             )
+        try:
+            replica.ps = psutil.Process(replica.proc.pid)
+            replica.ps.cpu_percent(None)  # primes the CPU% measurement
+        except psutil.Error:
+            replica.ps = None
         replica.last_pid = replica.proc.pid
         replica.log_path = log_path
         replica.started_at = time.time()
-        replica.started_mono = time.monotonic()
+        replica.started_mono = self._clock()
+        replica.running_since = None
+        replica.last_heartbeat = None
         replica.retry_at = None
         replica.kill_at = None
+        replica.after_stop = None
         replica.counters = {}
         replica.transition(S.STARTING, reason)
 
@@ -236,9 +347,11 @@ class Supervisor:
         if replica.state in (S.STARTING, S.RUNNING):
             assert replica.proc is not None
             replica.transition(S.STOPPING, reason)
-            replica.kill_at = time.monotonic() + self.policy.stop_timeout
+            replica.kill_at = self._clock() + self.policy.stop_timeout
             with contextlib.suppress(ProcessLookupError):
                 replica.proc.send_signal(signal.SIGTERM)
+        elif replica.state is S.STOPPING and replica.after_stop == "restart":
+            replica.after_stop = None  # an explicit stop wins over a pending hang restart
         elif replica.state in (S.BACKOFF, S.FATAL, S.EXITED):
             replica.retry_at = None
             replica.transition(S.STOPPED, reason)
@@ -261,37 +374,75 @@ class Supervisor:
         if proc is None or proc.poll() is None:
             return
         code = proc.returncode
+        now = self._clock()
+        running_for = now - replica.running_since if replica.running_since is not None else None
         replica.proc = None
+        replica.ps = None
+        replica.running_since = None
         replica.last_exit = describe_exit(code)
         if code != 0:
             reason = _last_error_line(replica.log_path)
             if reason:
                 replica.last_error = reason
-        if replica.state is S.STOPPING:
+        if replica.state is S.STOPPING and replica.after_stop != "restart":
             replica.transition(S.STOPPED, f"worker exited ({replica.last_exit})")
             return
+        replica.after_stop = None
         replica.transition(S.EXITED, f"worker exited unexpectedly ({replica.last_exit})")
-        self._after_unexpected_exit(replica, code)
-
-    def _after_unexpected_exit(self, replica: Replica, code: int) -> None:
-        now = time.monotonic()
         if code in FATAL_WORKER_EXITS:
             replica.transition(S.FATAL, f"{describe_exit(code)}: not retried until 'fsctl start'")
             return
-        window = self.policy.restart_window
-        replica.recent_restarts = [t for t in replica.recent_restarts if now - t < window]
-        if len(replica.recent_restarts) >= self.policy.max_restarts:
-            replica.transition(
-                S.FATAL,
-                f"{len(replica.recent_restarts)} restarts within {window:.0f}s; "
-                f"not retried until 'fsctl start'",
-            )
+        decision = replica.tracker.on_exit(now, running_for)
+        if decision.fatal:
+            replica.transition(S.FATAL, decision.reason)
             return
-        replica.recent_restarts.append(now)
         replica.restarts += 1
-        delay = self.policy.backoff.delay(len(replica.recent_restarts))
-        replica.retry_at = now + delay
-        replica.transition(S.BACKOFF, f"restart in {delay:.1f}s")
+        replica.retry_at = now + decision.delay
+        replica.transition(S.BACKOFF, decision.reason)
+
+    def _prune_retired(self, runtime: FunctionRuntime) -> None:
+        """Drop scaled-away replicas once they have stopped (always from the end)."""
+        while (
+            runtime.replicas
+            and runtime.replicas[-1].after_stop == "retire"
+            and runtime.replicas[-1].proc is None
+        ):
+            runtime.replicas.pop()
+
+    def _advance_rollout(self, runtime: FunctionRuntime) -> None:
+        rollout = runtime.rollout
+        assert rollout is not None
+        while not rollout.done:
+            if rollout.current is None:
+                if not rollout.pending:
+                    rollout.done = True
+                    return
+                rollout.current = rollout.pending.popleft()
+                if rollout.current >= len(runtime.replicas):
+                    rollout.current = None
+                    continue
+                replica = runtime.replicas[rollout.current]
+                rollout.phase = "stopping"
+                self._request_stop(replica, "rolling restart")
+            replica = runtime.replicas[rollout.current]
+            if rollout.phase == "stopping":
+                if replica.proc is not None:
+                    return  # still draining
+                replica.tracker.reset()
+                self._spawn(replica, "rolling restart")
+                rollout.phase = "starting"
+            if replica.state is S.RUNNING:
+                rollout.rolled.append(replica.index)
+                rollout.current = None
+                continue
+            if replica.state in (S.BACKOFF, S.FATAL, S.STOPPED):
+                reason = replica.last_error or replica.last_exit or str(replica.state)
+                rollout.error = (
+                    f"replica {replica.index} did not become ready ({replica.state}: {reason}); "
+                    f"the rolling restart stopped there"
+                )
+                rollout.done = True
+            return
 
 
 def _last_error_line(log_path: Path | None) -> str | None:

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ from fscommon.protocol import EventKind
 from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
 from fsworker.engine import new_engine
+from fsworker.faults import fault_for
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import GuestInitError, open_guest
 from fsworker.loop import ProcessingLoop
@@ -57,6 +59,10 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     if not die_with_parent(spec.parent_pid):
         return WorkerExit.PARENT_GONE
 
+    fault = fault_for(spec.function)
+    if fault == "exit-at-start":
+        raise WorkerFailure(WorkerExit.CRASH, "injected fault: exit at start")
+
     engine = new_engine()
     try:
         cache = Path(spec.cache_dir) if spec.cache_dir else None
@@ -81,6 +87,10 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     loop = ProcessingLoop(guest, consumer, producer, link, spec.max_batch, spec.heartbeat_interval)
     if stop_requested:
         loop.stop()
+    if fault == "never-ready":
+        while not stop_requested:
+            time.sleep(0.1)
+        return WorkerExit.OK
     link.send(EventKind.READY, module_kind=str(kind))
     log.info("ready", kind=str(kind), inputs=spec.inputs, output=spec.output)
     loop.run()

@@ -1,0 +1,64 @@
+"""When to restart a replica that exited, and when to give up (FATAL).
+
+Pure logic with the clock passed in, so it is unit-tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from fsd.backoff import Backoff
+
+
+@dataclass
+class RestartPolicy:
+    """Limits shared by every replica (fsd flags / config file)."""
+
+    max_restarts: int = 5  # restarts allowed within `window`; one more is FATAL
+    window: float = 60.0
+    # A replica RUNNING this long is stable: its backoff starts over.
+    stable_after: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after an unexpected exit."""
+
+    fatal: bool
+    delay: float
+    reason: str
+
+
+@dataclass
+class RestartTracker:
+    """Per-replica restart history."""
+
+    policy: RestartPolicy
+    consecutive: int = 0
+    recent: deque[float] = field(default_factory=deque)
+
+    def reset(self) -> None:
+        """Forget the history (an explicit ``fsctl start``)."""
+        self.consecutive = 0
+        self.recent.clear()
+
+    def on_exit(self, now: float, running_for: float | None) -> Decision:
+        """Decide after an unexpected exit at ``now``; ``running_for`` is None if never ready."""
+        policy = self.policy
+        if running_for is not None and running_for >= policy.stable_after:
+            self.consecutive = 0
+        while self.recent and now - self.recent[0] >= policy.window:
+            self.recent.popleft()
+        if len(self.recent) >= policy.max_restarts:
+            return Decision(
+                fatal=True,
+                delay=0.0,
+                reason=f"{len(self.recent)} restarts within {policy.window:.0f}s; "
+                f"not retried until 'fsctl start'",
+            )
+        self.recent.append(now)
+        self.consecutive += 1
+        delay = policy.backoff.delay(self.consecutive)
+        return Decision(fatal=False, delay=delay, reason=f"restart in {delay:.2f}s")
