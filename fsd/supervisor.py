@@ -59,6 +59,7 @@ class Replica:
     proc: subprocess.Popen[bytes] | None = None
     last_pid: int | None = None
     log_path: Path | None = None
+    log_offset: int = 0  # where this incarnation's lines start in log_path
     started_at: float | None = None  # wall clock, for people
     started_mono: float | None = None
     running_since: float | None = None
@@ -316,6 +317,7 @@ class Supervisor:
         worker_spec = self._build_worker_spec(runtime.spec, replica.index)
         log_path = self._log_dir / f"{replica.function}.{replica.index}.log"
         with open(log_path, "ab") as logfile:
+            replica.log_offset = logfile.tell()
             # fork+exec of a fresh interpreter: never a bare fork of fsd, whose
             # ZeroMQ and Pulsar client threads do not survive one.
             replica.proc = subprocess.Popen(
@@ -381,7 +383,7 @@ class Supervisor:
         replica.running_since = None
         replica.last_exit = describe_exit(code)
         if code != 0:
-            reason = _last_error_line(replica.log_path)
+            reason = _last_error_line(replica.log_path, replica.log_offset)
             if reason:
                 replica.last_error = reason
         if replica.state is S.STOPPING and replica.after_stop != "restart":
@@ -445,7 +447,7 @@ class Supervisor:
             return
 
 
-def _last_error_line(log_path: Path | None) -> str | None:
+def _last_error_line(log_path: Path | None, offset: int) -> str | None:
     """The reason a worker gave for exiting: its last error log line.
 
     Read at reap time because the worker's ERROR event can arrive after the
@@ -456,7 +458,7 @@ def _last_error_line(log_path: Path | None) -> str | None:
     try:
         with open(log_path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 16384))
+            fh.seek(max(offset, fh.tell() - 16384))
             lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None

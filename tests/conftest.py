@@ -14,8 +14,12 @@ from tests.helpers import Fsd, free_port
 
 @pytest.fixture(scope="session")
 def pulsar_url() -> Iterator[str]:
-    """A real broker: FS_TEST_PULSAR_URL if given, else a standalone started for the session."""
+    """A real broker: FS_TEST_PULSAR_URL if given, else a standalone started for the session.
+
+    Sets FS_TEST_PULSAR_ADMIN_URL so every fsd the tests start can read backlogs.
+    """
     if os.environ.get("FS_TEST_PULSAR_URL"):
+        os.environ.setdefault("FS_TEST_PULSAR_ADMIN_URL", "http://127.0.0.1:8080")
         yield os.environ["FS_TEST_PULSAR_URL"]
         return
     from fscommon import logs
@@ -30,6 +34,7 @@ def pulsar_url() -> Iterator[str]:
     except Exception:
         broker.stop()
         raise
+    os.environ["FS_TEST_PULSAR_ADMIN_URL"] = broker.admin_url
     yield broker.url
     broker.stop()
 

@@ -54,8 +54,15 @@ def pid_alive(pid: int) -> bool:
 class Fsd:
     """An fsd in a subprocess with its own state dir and ipc endpoint."""
 
-    def __init__(self, workdir: Path, pulsar_url: str | None, extra: list[str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        pulsar_url: str | None,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.workdir = workdir
+        self.extra_env = env or {}
         self.state_dir = workdir / "state"
         self.endpoint = f"ipc://{workdir / 'fsd.sock'}"
         self.pulsar_url = pulsar_url
@@ -68,6 +75,7 @@ class Fsd:
         env["FS_ENDPOINT"] = self.endpoint
         # Subprocesses import this checkout, whatever else is installed.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.update(self.extra_env)
         env.pop("FS_PULSAR_URL", None)
         return env
 
@@ -76,6 +84,8 @@ class Fsd:
         cmd += ["--endpoint", self.endpoint, *self.extra]
         if self.pulsar_url:
             cmd += ["--pulsar-url", self.pulsar_url]
+            if os.environ.get("FS_TEST_PULSAR_ADMIN_URL"):
+                cmd += ["--pulsar-admin-url", os.environ["FS_TEST_PULSAR_ADMIN_URL"]]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.workdir
@@ -115,6 +125,19 @@ class Fsd:
 
     def status(self, name: str) -> dict[str, Any]:
         return self.ctl_json("status", "-n", name)[0]
+
+    def replicas(self, name: str) -> list[dict[str, Any]]:
+        return self.status(name)["replicas"]
+
+    def wait_running(self, name: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until exactly ``count`` replicas are RUNNING; return them."""
+
+        def check() -> list[dict[str, Any]] | None:
+            reps = self.replicas(name)
+            ok = len(reps) == count and all(r["state"] == "RUNNING" for r in reps)
+            return reps if ok else None
+
+        return wait_for(check, timeout, f"{count} RUNNING replicas of {name}", interval=0.2)
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; returns the exit code."""

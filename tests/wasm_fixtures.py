@@ -64,3 +64,19 @@ def write(tmp: Path, name: str, wat: str) -> Path:
     path = tmp / f"{name}.wasm"
     path.write_bytes(wasm(wat))
     return path
+
+
+# Echoes its input, except that an input starting with 'L' never returns (a hung function).
+LOOP_ON_L = """
+(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param $len i32) (result i32) (i32.const 1024))
+  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+    (if (i32.gt_u (local.get $len) (i32.const 0))
+      (then
+        (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 76))
+          (then (loop $forever (br $forever))))))
+    (i64.or
+      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+      (i64.extend_i32_u (local.get $len)))))
+"""
