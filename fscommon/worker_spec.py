@@ -31,6 +31,8 @@ class WorkerSpec:
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000
     heartbeat_interval: float = 1.0
+    # How long a drain may take once fsd is gone before the worker ends itself.
+    stop_timeout: float = 10.0
 
     def to_json(self) -> str:
         """Serialize for the worker's command line."""

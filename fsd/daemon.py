@@ -106,6 +106,7 @@ class Daemon:
             config=dict(spec.config),
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
+            stop_timeout=self.config.stop_timeout,
         )
 
     def run(self) -> int:

@@ -120,6 +120,11 @@ class Replica:
             "pid": self.pid,
             "started_at": self.started_at,
             "uptime": time.monotonic() - self.started_mono if alive else None,
+            "heartbeat_age": (
+                time.monotonic() - self.last_heartbeat
+                if alive and self.last_heartbeat is not None
+                else None
+            ),
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "last_error": self.last_error,

@@ -27,7 +27,7 @@ from fsworker.fsd_link import FsdLink
 from fsworker.guest import GuestInitError, open_guest
 from fsworker.loop import ProcessingLoop
 from fsworker.module_check import InvalidModule, ModuleKind, classify
-from fsworker.parent_watch import die_with_parent, parent_alive
+from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
 from fsworker.pulsar_io import BrokerUnavailable, connect
 
 log = structlog.get_logger("fsworker")
@@ -58,6 +58,14 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     signal.signal(signal.SIGINT, on_signal)
     if not die_with_parent(spec.parent_pid):
         return WorkerExit.PARENT_GONE
+
+    def orphaned() -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        if loop is not None:
+            loop.stop()
+
+    start_orphan_watchdog(spec.parent_pid, orphaned, grace=spec.stop_timeout)
 
     fault = fault_for(spec.function)
     if fault == "exit-at-start":

@@ -115,6 +115,22 @@ def test_hung_worker_is_killed_and_restarted(workdir, pulsar_url: str):
         fsd.stop()
 
 
+def test_worker_stuck_in_wasm_does_not_outlive_fsd(workdir, pulsar_url: str):
+    fsd = Fsd(
+        workdir, pulsar_url, extra=["--heartbeat-timeout", "60", "--stop-timeout", "1"]
+    ).start()
+    name, inp = unique("stuck"), unique("in")
+    wasm = str(fx.write(workdir, "loop", fx.LOOP_ON_L))
+    pid = _create(fsd, name, inp, unique("out"), wasm=wasm)[0]["pid"]
+    assert fsd.ctl("produce", "-n", inp, "-c", "Loop forever").returncode == 0
+    wait_for(
+        lambda: (fsd.replicas(name)[0]["heartbeat_age"] or 0) > 2, 30, "the worker to be stuck"
+    )
+    fsd.kill()
+    # SIGTERM from the parent-death signal cannot interrupt wasm; the watchdog thread can.
+    wait_for(lambda: not pid_alive(pid), 6, "the stuck worker to exit after fsd died")
+
+
 def test_scale_up_and_down_under_load_loses_nothing(fsd: Fsd, pulsar_url: str):
     name, inp, out = unique("scale"), unique("in"), unique("out")
     collector = OutputCollector(pulsar_url, out)
