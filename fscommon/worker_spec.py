@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 
 class SpecError(ValueError):
@@ -28,6 +29,7 @@ class WorkerSpec:
     parent_pid: int | None = None
     log_level: str = "info"
     config: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # FunctionOptions.to_dict()
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000
     heartbeat_interval: float = 1.0
@@ -64,12 +66,16 @@ class WorkerSpec:
             raise SpecError("spec.function must be a non-empty string")
         if not isinstance(self.replica, int) or self.replica < 0:
             raise SpecError(f"spec.replica must be an integer >= 0, got {self.replica!r}")
+        pattern = isinstance(self.options, dict) and self.options.get("input_pattern")
         if (
             not isinstance(self.inputs, list)
-            or not self.inputs
+            or not (self.inputs or pattern)
             or not all(isinstance(t, str) and t for t in self.inputs)
         ):
-            raise SpecError(f"spec.inputs must be a non-empty list of topics, got {self.inputs!r}")
+            raise SpecError(
+                f"spec.inputs must be a non-empty list of topics (or options.input_pattern "
+                f"set), got {self.inputs!r}"
+            )
         if self.output is not None and (not isinstance(self.output, str) or not self.output):
             raise SpecError(f"spec.output must be a topic or null, got {self.output!r}")
         if not isinstance(self.max_batch, int) or self.max_batch < 1:

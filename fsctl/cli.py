@@ -6,6 +6,7 @@ Exit codes: 0 ok; 1 the command failed; 2 usage error; 3 fsd unreachable.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,15 @@ from typing import Any
 import click
 
 from fscommon.exitcodes import CtlExit
+from fscommon.function_options import (
+    GUARANTEES,
+    ORDERINGS,
+    PASS_THROUGH,
+    POSITIONS,
+    SCHEMAS,
+    OptionError,
+    parse_size,
+)
 from fscommon.paths import default_control_endpoint
 from fsctl import output as show
 from fsctl.client import CommandFailed, Unreachable, call
@@ -90,6 +100,75 @@ def main(ctx: click.Context, endpoint: str, timeout: float) -> None:
     ctx.obj = Ctx(endpoint, timeout)
 
 
+def _data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """create's flags for guarantees, ordering, retries, limits and schemas."""
+    choice = click.Choice
+    opts = [
+        click.option("--guarantee", type=choice(GUARANTEES), default="at-least-once",
+                     show_default=True, help="Delivery guarantee."),
+        click.option("--ordering", type=choice(ORDERINGS), default="none", show_default=True,
+                     help="none: Shared; key: Key_Shared; strict: Failover."),
+        click.option("--subscription-position", type=choice(POSITIONS), default="earliest",
+                     show_default=True, help="Where a new function starts reading."),
+        click.option("--input-pattern", help="Regex over full topic names, instead of -i."),
+        click.option("--max-retries", type=int, default=3, show_default=True,
+                     help="Redeliveries of a failing message before the dead-letter topic."),
+        click.option("--retry-delay-ms", type=int, default=1000, show_default=True),
+        click.option("--dead-letter-topic", help="Default: <input>-<function>-DLQ."),
+        click.option("--timeout-ms", type=int, default=5000, show_default=True,
+                     help="Time limit per message (0: none)."),
+        click.option("--memory-limit", default="256MiB", show_default=True,
+                     help="Guest memory limit, e.g. 64MiB (0: none)."),
+        click.option("--fuel", type=int, help="Fuel (about one per instruction) per message."),
+        click.option("--input-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
+        click.option("--output-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
+        click.option("--json-schema", "json_schema_file", type=click.Path(dir_okay=False),
+                     help="JSON Schema file that JSON input must match."),
+        click.option("--avro-schema", "avro_schema_file", type=click.Path(dir_okay=False),
+                     help="Avro schema file (JSON) for avro input/output."),
+        click.option("--pass-through", default=",".join(PASS_THROUGH), show_default=True,
+                     help="What passes from input to output: key,properties,event-time or none."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """Turn create's flags into the FunctionOptions map fsd validates."""
+    opts: dict[str, Any] = {
+        key: flags[key]
+        for key in (
+            "guarantee", "ordering", "subscription_position", "input_pattern", "max_retries",
+            "retry_delay_ms", "dead_letter_topic", "fuel", "input_schema", "output_schema",
+        )
+    }  # fmt: skip
+    opts["timeout_ms"] = flags["timeout_ms"] or None
+    try:
+        limit = parse_size(flags["memory_limit"])
+    except OptionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--memory-limit") from None
+    opts["memory_limit"] = limit or None
+    passing = flags["pass_through"].strip()
+    opts["pass_through"] = [] if passing in ("", "none") else passing.split(",")
+    if flags["json_schema_file"]:
+        text = _read_text(flags["json_schema_file"], "--json-schema")
+        try:
+            opts["json_schema"] = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--json-schema") from None
+    if flags["avro_schema_file"]:
+        opts["avro_schema"] = _read_text(flags["avro_schema_file"], "--avro-schema")
+    return opts
+
+
+def _read_text(path: str, hint: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=hint) from None
+
+
 @main.command()
 @click.option("-n", "--name", required=True, help="Function name.")
 @click.option(
@@ -99,11 +178,12 @@ def main(ctx: click.Context, endpoint: str, timeout: float) -> None:
     required=True,
     help="The function's WebAssembly module (.wasm).",
 )
-@click.option("-i", "--input", "inputs", multiple=True, required=True, help="Input topic (repeat).")
+@click.option("-i", "--input", "inputs", multiple=True, help="Input topic (repeat).")
 @click.option("-o", "--output", help="Output topic (omit for a sink function).")
 @click.option("-r", "--replicas", type=int, default=1, show_default=True)
 @click.option("--config", "config", multiple=True, help="key=value for the function (repeat).")
 @click.option("--no-wait", is_flag=True, help="Return without waiting for the replicas to run.")
+@_data_path_options
 @json_option
 @pass_ctx
 def create(
@@ -116,6 +196,7 @@ def create(
     config: tuple[str, ...],
     no_wait: bool,
     as_json: bool,
+    **flags: Any,
 ) -> None:
     """Register a function and start its replicas."""
     args = {
@@ -126,6 +207,7 @@ def create(
         "output": output,
         "replicas": replicas,
         "config": _parse_pairs(config, "--config"),
+        "options": _options_from_flags(flags),
         "wait": not no_wait,
     }
     data = ctx.call("create", args, timeout=max(ctx.timeout, 90.0))

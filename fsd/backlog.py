@@ -19,14 +19,19 @@ log = structlog.get_logger("fsd.backlog")
 Target = tuple[str, tuple[str, ...], str]  # function, input topics, subscription
 
 
-def stats_url(admin_url: str, topic: str) -> str:
-    """The admin URL of a topic's stats: short names live in public/default."""
+def topic_path(topic: str) -> str:
+    """'persistent/tenant/ns/topic' for the admin API; short names live in public/default."""
     if "://" in topic:
         domain, rest = topic.split("://", 1)
     else:
         domain, rest = "persistent", f"public/default/{topic}"
     quoted = "/".join(urllib.parse.quote(part, safe="") for part in rest.split("/"))
-    return f"{admin_url.rstrip('/')}/admin/v2/{domain}/{quoted}/stats"
+    return f"{domain}/{quoted}"
+
+
+def stats_url(admin_url: str, topic: str) -> str:
+    """The admin URL of a topic's stats."""
+    return f"{admin_url.rstrip('/')}/admin/v2/{topic_path(topic)}/stats"
 
 
 def backlog_of(stats: dict, subscription: str) -> int | None:

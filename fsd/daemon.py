@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import structlog
@@ -53,7 +54,8 @@ class Daemon:
         self.registry = Registry(state / "registry.sqlite3")
         self.packages = PackageStore(state / "packages")
         self.compiled_dir = state / "compiled"
-        self.engine = new_engine()
+        # One engine per setting that changes the generated code (fuel on or off).
+        self._engines = {False: new_engine(fuel=False), True: new_engine(fuel=True)}
         self.broker: EmbeddedPulsar | None = None
         self.pulsar_url = config.pulsar_url or ""
         self.supervisor = Supervisor(
@@ -63,9 +65,14 @@ class Daemon:
             on_transition=self._publish_transition,
         )
         self.backlog: BacklogPoller | None = None
+        self.admin_url: str | None = None
         self._stop_requested = False
         self._ctx: zmq.Context | None = None
         self._transitions: zmq.Socket | None = None
+
+    def engine(self, fuel: bool) -> Any:
+        """The wasmtime engine for functions with fuel metering on or off."""
+        return self._engines[fuel]
 
     def _publish_transition(
         self, replica: Replica, old: ReplicaState, new: ReplicaState, reason: str
@@ -104,6 +111,7 @@ class Daemon:
             parent_pid=os.getpid(),
             log_level=self.config.log_level,
             config=dict(spec.config),
+            options=dict(spec.options),
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
             stop_timeout=self.config.stop_timeout,
@@ -159,9 +167,9 @@ class Daemon:
         self._transitions.bind(self.config.transitions_endpoint)
         os.chmod(transitions_path, 0o660)
 
-        admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
-        if admin_url:
-            self.backlog = BacklogPoller(admin_url)
+        self.admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
+        if self.admin_url:
+            self.backlog = BacklogPoller(self.admin_url)
             self.backlog.start()
 
         for spec in self.registry.all():
@@ -178,7 +186,13 @@ class Daemon:
         shutdown_deadline: float | None = None
         try:
             while True:
-                ready = dict(poller.poll(TICK_MS))
+                # Wake up for the next restart or kill, not just on the tick.
+                timeout = TICK_MS
+                deadline = self.supervisor.next_deadline()
+                if deadline is not None:
+                    until = (deadline - time.monotonic()) * 1000
+                    timeout = int(min(TICK_MS, max(0.0, until)))
+                ready = dict(poller.poll(timeout))
                 if wake_r.fileno() in ready:
                     _drain(wake_r)
                 if control.socket in ready:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fscommon.function_options import FunctionOptions, OptionError
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # A topic is a short name ('example-input') or a full persistent/non-persistent URL.
 TOPIC_RE = re.compile(
@@ -30,6 +32,7 @@ class FunctionSpec:
     replicas: int = 1
     config: dict[str, str] = field(default_factory=dict)
     desired: str = "running"  # or "stopped" ('fsctl stop'); survives fsd restarts
+    options: dict[str, Any] = field(default_factory=dict)  # FunctionOptions.to_dict()
     created_at: float = 0.0
 
     def to_public(self) -> dict[str, Any]:
@@ -43,6 +46,7 @@ class FunctionSpec:
             "replicas": self.replicas,
             "config": dict(self.config),
             "desired": self.desired,
+            "options": dict(self.options),
             "created_at": self.created_at,
         }
 
@@ -70,11 +74,17 @@ def validate_topic(value: Any, what: str) -> str:
 def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
     """Check a create request's fields (except the module); return them normalised."""
     name = validate_name(args.get("name"))
-    inputs = args.get("inputs")
+    try:
+        options = FunctionOptions.from_dict(args.get("options"))
+    except OptionError as exc:
+        raise SpecInvalid(str(exc)) from None
+    inputs = args.get("inputs") or []
     if isinstance(inputs, str):
         inputs = [inputs]
-    if not isinstance(inputs, list) or not inputs:
-        raise SpecInvalid("at least one input topic is required (-i TOPIC)")
+    if not isinstance(inputs, list) or (not inputs and not options.input_pattern):
+        raise SpecInvalid("at least one input topic (-i TOPIC) or an --input-pattern is required")
+    if inputs and options.input_pattern:
+        raise SpecInvalid("give input topics (-i) or an --input-pattern, not both")
     inputs = [validate_topic(t, "input") for t in inputs]
     output = args.get("output")
     if output is not None:
@@ -95,6 +105,7 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
         "output": output,
         "replicas": replicas,
         "config": config,
+        "options": options.to_dict(),
     }
 
 

@@ -93,8 +93,10 @@ class _Handlers:
             raise HandlerError(
                 ErrorCode.CONFLICT, f"function '{name}' is still being deleted; try again shortly"
             )
-        package, kind = self._store_module(args)
+        package, kind = self._store_module(args, fuel=fields["options"].get("fuel") is not None)
         spec = FunctionSpec(package=package, kind=kind, **fields)
+        if spec.options.get("guarantee") == "effectively-once" and spec.output:
+            self._enable_deduplication(spec.output)
         try:
             self.d.registry.add(spec)
         except AlreadyExists:
@@ -107,7 +109,23 @@ class _Handlers:
             return self._function_status(name)
         return self._wait_all_running(name, CREATE_READY_TIMEOUT)
 
-    def _store_module(self, args: dict[str, Any]) -> tuple[str, str]:
+    def _enable_deduplication(self, topic: str) -> None:
+        """effectively-once needs broker-side deduplication on the output topic."""
+        from fsd.broker_admin import AdminError, enable_deduplication
+
+        admin = self.d.admin_url
+        if admin is None:
+            raise HandlerError(
+                ErrorCode.UNAVAILABLE,
+                "effectively-once needs the broker's admin URL to enable deduplication: "
+                "start fsd with --pulsar-admin-url",
+            )
+        try:
+            enable_deduplication(admin, topic)
+        except AdminError as exc:
+            raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
+
+    def _store_module(self, args: dict[str, Any], fuel: bool = False) -> tuple[str, str]:
         """Validate the module in a request, cache its compiled form, store it; (sha, kind)."""
         wasm = args.get("wasm")
         if not isinstance(wasm, bytes):
@@ -116,7 +134,7 @@ class _Handlers:
             )
         source = str(args.get("wasm_name") or "module")
         try:
-            module = precompile(self.d.engine, wasm, self.d.compiled_dir)
+            module = precompile(self.d.engine(fuel), wasm, self.d.compiled_dir, fuel=fuel)
             kind = classify(module)
         except InvalidModule as exc:
             raise HandlerError(ErrorCode.INVALID_MODULE, f"{source}: {exc}") from None
@@ -226,7 +244,8 @@ class _Handlers:
             except SpecInvalid as exc:
                 raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
         if args.get("wasm") is not None:
-            spec.package, spec.kind = self._store_module(args)
+            fuel = spec.options.get("fuel") is not None
+            spec.package, spec.kind = self._store_module(args, fuel=fuel)
         self.d.registry.update(spec)
         runtime = self.d.supervisor.functions[name]
         runtime.spec = spec

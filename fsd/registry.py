@@ -19,10 +19,14 @@ CREATE TABLE IF NOT EXISTS functions (
     replicas   INTEGER NOT NULL,
     config     TEXT NOT NULL,  -- JSON object
     desired    TEXT NOT NULL DEFAULT 'running',
+    options    TEXT NOT NULL DEFAULT '{}',  -- JSON: FunctionOptions
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
 """
+
+
+_COLUMNS = "name, package, kind, inputs, output, replicas, config, desired, options, created_at"
 
 
 class AlreadyExists(Exception):
@@ -43,10 +47,12 @@ class Registry:
     def _migrate(self) -> None:
         """Bring a registry written by an older fsd up to the current schema."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(functions)")}
-        if "desired" not in columns:
-            self._db.execute(
-                "ALTER TABLE functions ADD COLUMN desired TEXT NOT NULL DEFAULT 'running'"
-            )
+        for column, ddl in (
+            ("desired", "desired TEXT NOT NULL DEFAULT 'running'"),
+            ("options", "options TEXT NOT NULL DEFAULT '{}'"),
+        ):
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE functions ADD COLUMN {ddl}")
 
     def close(self) -> None:
         """Close the database."""
@@ -59,7 +65,7 @@ class Registry:
         try:
             self._db.execute(
                 "INSERT INTO functions (package, kind, inputs, output, replicas, config, desired, "
-                "name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "options, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_mutable_fields(spec), spec.name, now, now),
             )
         except sqlite3.IntegrityError:
@@ -69,7 +75,7 @@ class Registry:
         """Overwrite a function's fields (all but its name and creation time)."""
         self._db.execute(
             "UPDATE functions SET package=?, kind=?, inputs=?, output=?, replicas=?, config=?, "
-            "desired=?, updated_at=? WHERE name=?",
+            "desired=?, options=?, updated_at=? WHERE name=?",
             (*_mutable_fields(spec), time.time(), spec.name),
         )
 
@@ -80,23 +86,19 @@ class Registry:
     def get(self, name: str) -> FunctionSpec | None:
         """One function, or None."""
         row = self._db.execute(
-            "SELECT name, package, kind, inputs, output, replicas, config, desired, created_at "
-            "FROM functions WHERE name=?",
+            f"SELECT {_COLUMNS} FROM functions WHERE name=?",
             (name,),
         ).fetchone()
         return _row_to_spec(row) if row else None
 
     def all(self) -> list[FunctionSpec]:
         """Every function, by name."""
-        rows = self._db.execute(
-            "SELECT name, package, kind, inputs, output, replicas, config, desired, created_at "
-            "FROM functions ORDER BY name"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM functions ORDER BY name").fetchall()
         return [_row_to_spec(r) for r in rows]
 
 
 def _row_to_spec(row: tuple) -> FunctionSpec:
-    name, package, kind, inputs, output, replicas, config, desired, created_at = row
+    name, package, kind, inputs, output, replicas, config, desired, options, created_at = row
     return FunctionSpec(
         name=name,
         package=package,
@@ -106,12 +108,13 @@ def _row_to_spec(row: tuple) -> FunctionSpec:
         replicas=replicas,
         config=json.loads(config),
         desired=desired,
+        options=json.loads(options),
         created_at=created_at,
     )
 
 
 def _mutable_fields(spec: FunctionSpec) -> tuple:
-    """Column values in the order: package, kind, inputs, output, replicas, config, desired."""
+    """Column values: package, kind, inputs, output, replicas, config, desired, options."""
     return (
         spec.package,
         spec.kind,
@@ -120,4 +123,5 @@ def _mutable_fields(spec: FunctionSpec) -> tuple:
         spec.replicas,
         json.dumps(spec.config),
         spec.desired,
+        json.dumps(spec.options),
     )

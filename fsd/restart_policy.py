@@ -60,5 +60,7 @@ class RestartTracker:
             )
         self.recent.append(now)
         self.consecutive += 1
-        delay = policy.backoff.delay(self.consecutive)
+        # The first restart after a stable run is immediate: one crash should cost
+        # only a process start. Repeated crashes back off exponentially from there.
+        delay = 0.0 if self.consecutive == 1 else policy.backoff.delay(self.consecutive - 1)
         return Decision(fatal=False, delay=delay, reason=f"restart in {delay:.2f}s")

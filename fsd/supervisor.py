@@ -33,7 +33,7 @@ from fsd.restart_policy import RestartPolicy, RestartTracker
 log = structlog.get_logger("fsd.supervisor")
 
 S = ReplicaState
-COUNTER_FIELDS = ("received", "processed", "failed", "published")
+COUNTER_FIELDS = ("received", "processed", "failed", "retried", "dead_lettered", "published")
 
 TransitionListener = Callable[["Replica", ReplicaState, ReplicaState, str], None]
 
@@ -251,6 +251,17 @@ class Supervisor:
         return all(self.is_stopped(name) for name in self.functions)
 
     # --- the main loop's hooks ---------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending restart or kill time, so the main loop wakes up for it."""
+        times = [
+            t
+            for rt in self.functions.values()
+            for r in rt.replicas
+            for t in (r.retry_at, r.kill_at)
+            if t is not None
+        ]
+        return min(times) if times else None
 
     def on_event(self, event: dict[str, Any]) -> None:
         """A worker event (ready, heartbeat, error) arrived."""

@@ -18,17 +18,18 @@ import structlog
 
 from fscommon import logs
 from fscommon.exitcodes import WorkerExit
+from fscommon.function_options import FunctionOptions, OptionError
 from fscommon.protocol import EventKind
 from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
 from fsworker.engine import new_engine
 from fsworker.faults import fault_for
 from fsworker.fsd_link import FsdLink
-from fsworker.guest import GuestInitError, open_guest
+from fsworker.guest import GuestInitError, GuestLimits, open_guest
 from fsworker.loop import ProcessingLoop
 from fsworker.module_check import InvalidModule, ModuleKind, classify
 from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
-from fsworker.pulsar_io import BrokerUnavailable, connect
+from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
 
 log = structlog.get_logger("fsworker")
 
@@ -71,15 +72,23 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     if fault == "exit-at-start":
         raise WorkerFailure(WorkerExit.CRASH, "injected fault: exit at start")
 
-    engine = new_engine()
+    try:
+        options = FunctionOptions.from_dict(spec.options)
+    except OptionError as exc:
+        raise WorkerFailure(WorkerExit.BAD_CONFIG, f"bad function options: {exc}") from None
+    fuel = options.fuel is not None
+    engine = new_engine(fuel=fuel)
+    limits = GuestLimits(
+        timeout_ms=options.timeout_ms, memory_limit=options.memory_limit, fuel=options.fuel
+    )
     try:
         cache = Path(spec.cache_dir) if spec.cache_dir else None
-        module = module_cache.load(engine, Path(spec.wasm_path), cache)
+        module = module_cache.load(engine, Path(spec.wasm_path), cache, fuel=fuel)
         kind = classify(module)
         if kind != ModuleKind(spec.kind):
             raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
         scratch = Path(tempfile.mkdtemp(prefix=f"fsworker-{spec.function}-{spec.replica}-"))
-        guest = open_guest(engine, module, kind, scratch)
+        guest = open_guest(engine, module, kind, scratch, limits)
     except (InvalidModule, GuestInitError) as exc:
         raise WorkerFailure(WorkerExit.BAD_MODULE, str(exc)) from None
     except OSError as exc:
@@ -88,11 +97,21 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         ) from None
 
     try:
-        client, consumer, producer = connect(spec)
+        io = PulsarIO(spec, options)
     except BrokerUnavailable as exc:
         raise WorkerFailure(WorkerExit.BROKER_UNAVAILABLE, str(exc)) from None
 
-    loop = ProcessingLoop(guest, consumer, producer, link, spec.max_batch, spec.heartbeat_interval)
+    loop = ProcessingLoop(
+        guest,
+        io,
+        link,
+        options,
+        spec.function,
+        spec.replica,
+        spec.max_batch,
+        spec.heartbeat_interval,
+        after_publish=_crash_after_publish if fault == "crash-after-publish" else None,
+    )
     if stop_requested:
         loop.stop()
     if fault == "never-ready":
@@ -105,15 +124,17 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
 
     # Graceful end: the last batch was acknowledged inside run(); close cleanly.
     try:
-        consumer.close()
-        if producer is not None:
-            producer.flush()
-            producer.close()
-        client.close()
+        io.close()
     except Exception as exc:
         log.warning("error while closing the Pulsar client", error=str(exc))
     log.info("stopped", **loop.counters.as_dict())
     return WorkerExit.OK if parent_alive(spec.parent_pid) else WorkerExit.PARENT_GONE
+
+
+def _crash_after_publish() -> None:
+    """Fault hook: die after the outputs are confirmed but before the inputs are acked."""
+    log.warning("injected fault: crashing between publish and acknowledge")
+    os._exit(int(WorkerExit.CRASH))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,52 +1,237 @@
-"""A loaded user function, whatever its calling convention: ``call(bytes) -> bytes | None``."""
+"""A loaded user function, whatever its calling convention, and the limits it runs under.
+
+The processing loop calls ``Guest.call_batch(inputs)`` and gets one ``Outcome``
+per input: the input's 0..N output records, or the ``GuestError`` that says why
+that input failed. One bad message never raises; after a trap, a timeout, an
+exhausted fuel budget or the memory limit, the guest is re-instantiated from
+the compiled module before the next message.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import wasmtime
 
+from fsworker.engine import engine_fuel
+from fsworker.limits import (
+    WASM_PAGE,
+    MemoryProbe,
+    fmt_bytes,
+    memory_limit_hit,
+    ticker,
+)
 from fsworker.module_check import ModuleKind
+
+# GuestError.kind values.
+TRAP = "trap"  # the guest trapped (unreachable, out-of-bounds access, stack overflow, ...)
+TIMEOUT = "timeout"  # the call ran past its time limit (epoch deadline)
+MEMORY_LIMIT = "memory-limit"  # it failed after a memory.grow past its memory limit was refused
+FUEL = "fuel"  # the call used up its fuel
+ERROR = "error"  # the guest reported a failure (negative result, rejected input)
+ABI = "abi"  # the guest broke the ABI (output outside memory, malformed batch output)
+EXIT = "exit"  # a WASI command exited with a non-zero code (stdio lane)
+KINDS = (TRAP, TIMEOUT, MEMORY_LIMIT, FUEL, ERROR, ABI, EXIT)
 
 
 class GuestError(Exception):
-    """One message failed inside the guest (trap, error return, bad exit).
+    """One message failed inside the guest (trap, limit, error return, bad exit).
 
-    ``kind`` is a short word for metrics and dead-letter properties.
+    ``kind`` is a short word for metrics and dead-letter properties (``KINDS``);
+    the message is one line for people, with the numbers that matter.
     """
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
+    def __repr__(self) -> str:
+        return f"GuestError({self.kind!r}, {str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GuestError) and (self.kind, str(self)) == (other.kind, str(other))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, str(self)))
+
 
 class GuestInitError(Exception):
     """The guest could not be instantiated or initialised (a bad module)."""
 
 
+@dataclass(frozen=True)
+class GuestLimits:
+    """Per-message limits; None means no limit of that kind."""
+
+    timeout_ms: int | None = None  # wall-clock limit per message, via epoch interruption
+    memory_limit: int | None = None  # max bytes of linear memory, via store limits
+    fuel: int | None = None  # fuel per message (only if the engine has consume_fuel)
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_ms", "memory_limit", "fuel"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"GuestLimits.{name} must be a positive integer, got {value!r}")
+
+
+NO_LIMITS = GuestLimits()
+
+Outcome = list[bytes] | GuestError  # 0..N output records, or why this input failed
+
+
 class Guest(Protocol):
     """What the processing loop needs from a user function."""
 
-    def call(self, data: bytes) -> bytes | None:
-        """Process one input; None means no output record."""
+    def call_batch(self, inputs: Sequence[bytes]) -> list[Outcome]:
+        """One outcome per input, in order; never raises for one bad message."""
+        ...
+
+    def call(self, data: bytes) -> list[bytes]:
+        """Process one input: its output records. Raises GuestError."""
         ...
 
 
+_FRAME = re.compile(r"^\d+:\s+0x[0-9a-fA-F]+ - (.+)$")
+_CAUSE_INDEX = re.compile(r"^\d+:\s*")
+
+
 def trap_message(exc: Exception) -> str:
-    """The first line of a wasmtime error: what people need, without the backtrace."""
+    """One line from a wasmtime error: the cause, its detail and the innermost frame.
+
+    e.g. ``out of bounds memory access (memory fault at wasm address 0xf423f in
+    linear memory of size 0x10000) in <wasm function 1>``
+    """
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    frame = None
+    if lines[0].startswith("error while executing at wasm backtrace"):
+        for line in lines[1:]:
+            match = _FRAME.match(line)
+            if match:
+                frame = match.group(1).removeprefix("<unknown>!")
+                break
+    if "Caused by:" in lines:
+        causes = [_CAUSE_INDEX.sub("", c) for c in lines[lines.index("Caused by:") + 1 :]]
+        causes = [c for c in causes if c] or [lines[0]]
+        message = causes[-1].removeprefix("wasm trap: ")
+        if len(causes) > 1:
+            message += f" ({'; '.join(causes[:-1])})"
+    else:
+        message = lines[0]
+    return f"{message} in {frame}" if frame else message
+
+
+def classify_failure(
+    exc: Exception,
+    limits: GuestLimits,
+    probe: MemoryProbe | None,
+    memory_size: int | None,
+    what: str = "wasm function",
+) -> GuestError:
+    """The GuestError for a call that raised ``exc`` (a Trap or WasmtimeError)."""
+    code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+    if code is wasmtime.TrapCode.INTERRUPT:
+        if limits.timeout_ms is None:  # pragma: no cover - no deadline is ever that close
+            return GuestError(TIMEOUT, f"{what} was interrupted (epoch deadline)")
+        return GuestError(TIMEOUT, f"{what} exceeded its time limit of {limits.timeout_ms} ms")
+    if code is wasmtime.TrapCode.OUT_OF_FUEL:
+        return GuestError(FUEL, f"{what} ran out of fuel (limit {limits.fuel} per message)")
+    if isinstance(exc, wasmtime.ExitTrap):
+        detail = f"{what} exited with code {exc.code} (WASI proc_exit)"
+        kind = EXIT
+    else:
+        detail = f"wasm trap: {trap_message(exc)}"
+        kind = TRAP
+    limited = memory_limit_error(limits, probe, memory_size, detail)
+    if limited is not None:
+        return limited
+    return GuestError(kind, detail)
+
+
+def memory_limit_error(
+    limits: GuestLimits,
+    probe: MemoryProbe | None,
+    memory_size: int | None,
+    then: str,
+    what: str = "wasm function",
+) -> GuestError | None:
+    """A memory-limit GuestError if the memory limit explains this failure, else None.
+
+    With the module's probe (fsworker/limits.py) this is exact: a memory.grow past
+    the limit was refused during the call. Without one, it is "memory within one
+    wasm page of the limit".
+    """
+    hit = memory_limit_hit(limits.memory_limit, probe, memory_size)
+    if hit is None or limits.memory_limit is None:
+        return None
+    how = (
+        f"memory.grow to {fmt_bytes(hit)} refused"
+        if probe is not None
+        else f"memory at {fmt_bytes(hit)}"
+    )
+    return GuestError(
+        MEMORY_LIMIT,
+        f"{what} hit its memory limit of {fmt_bytes(limits.memory_limit)} ({how}; then {then})",
+    )
+
+
+def meters_fuel(engine: wasmtime.Engine) -> bool:
+    """Whether the engine was built with ``consume_fuel``."""
+    known = engine_fuel(engine)
+    if known is not None:
+        return known
+    try:
+        wasmtime.Store(engine).set_fuel(0)
+    except wasmtime.WasmtimeError:
+        return False
+    return True
+
+
+def check_memory_fits(module: wasmtime.Module, limits: GuestLimits) -> None:
+    """GuestInitError if the module's initial memory is already above its limit."""
+    if limits.memory_limit is None:
+        return
+    types = [e.type for e in module.exports] + [i.type for i in module.imports]
+    for ty in types:
+        if isinstance(ty, wasmtime.MemoryType):
+            need = ty.limits.min * WASM_PAGE
+            if need > limits.memory_limit:
+                raise GuestInitError(
+                    f"module needs {fmt_bytes(need)} of memory at start, more than its "
+                    f"memory limit of {fmt_bytes(limits.memory_limit)}"
+                )
 
 
 def open_guest(
-    engine: wasmtime.Engine, module: wasmtime.Module, kind: ModuleKind, scratch_dir: Path
+    engine: wasmtime.Engine,
+    module: wasmtime.Module,
+    kind: ModuleKind,
+    scratch_dir: Path,
+    limits: GuestLimits = GuestLimits(),
+    *,
+    batch: bool = True,
+    fast: bool | None = None,
 ) -> Guest:
-    """Instantiate the guest for its kind; raises GuestInitError."""
+    """Instantiate the guest for its kind under ``limits``; raises GuestInitError.
+
+    ``batch=False`` ignores a ``process_batch`` export (one ``process`` call per
+    message); ``fast`` picks the call path (fsworker/fastcall.py; None: default).
+    Raises ValueError if ``limits.fuel`` is set but the engine does not meter fuel.
+    """
+    if limits.fuel is not None and not meters_fuel(engine):
+        raise ValueError("a fuel limit needs an engine made with new_engine(fuel=True)")
+    check_memory_fits(module, limits)
+    ticker.add(engine)
     if kind is ModuleKind.ABI:
         from fsworker.guest_abi import AbiGuest
 
-        return AbiGuest(engine, module)
+        return AbiGuest(engine, module, limits, batch=batch, fast=fast)
     from fsworker.guest_stdio import StdioGuest
 
-    return StdioGuest(engine, module, scratch_dir)
+    return StdioGuest(engine, module, scratch_dir, limits)

@@ -1,30 +1,114 @@
-"""The Function Stream ABI (docs/abi.md): one long-lived instance, called per message."""
+"""The Function Stream ABI (docs/abi.md): one long-lived instance, called per message or batch.
+
+Per message: ``alloc(len)``, copy the input in, ``process(ptr, len)``. When the
+module exports ``process_batch``, inputs go in chunks of up to
+``MAX_BATCH_RECORDS`` records (u32 count, then u32 length + bytes each) and come
+back as, per input, an i32 ``n`` and then ``n`` records (u32 length + bytes), or
+for ``n < 0`` a u32 length + UTF-8 error text. A chunk that traps, times out,
+runs out of fuel or hits the memory limit as a whole is re-run one record per
+call on a fresh instance, so only the poisonous message fails.
+"""
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator, Sequence
+
 import wasmtime
 
-from fsworker.guest import GuestError, GuestInitError, trap_message
+from fsworker.fastcall import I32, I64, invoker
+from fsworker.guest import (
+    ABI,
+    ERROR,
+    NO_LIMITS,
+    GuestError,
+    GuestInitError,
+    GuestLimits,
+    Outcome,
+    classify_failure,
+    memory_limit_error,
+    meters_fuel,
+    trap_message,
+)
+from fsworker.limits import (
+    NO_DEADLINE,
+    UNLIMITED_FUEL,
+    deadline_ticks,
+    find_probe,
+    ticker,
+)
 
-_U64 = (1 << 64) - 1
+# A process_batch call carries at most this many records and (roughly) bytes; a
+# record larger than the byte cap goes alone. With a memory limit the byte cap
+# is at most 1/8 of it, so a batch does not hit the limit where messages would not.
+MAX_BATCH_RECORDS = 256
+MAX_BATCH_BYTES = 4 << 20
+MIN_BATCH_BYTES = 64 << 10
+
+# _initialize gets at least this long (runtimes such as Go's do real work there).
+INIT_TIMEOUT_MS = 10_000
+
+_U32 = 0xFFFFFFFF
+_I32 = struct.Struct("<i")
+_U32S = struct.Struct("<I")
+_I32_U32 = struct.Struct("<iI")
+
+
+class _Failed(Exception):
+    """A call failed; ``retry`` says a batch should be re-run one message per call."""
+
+    def __init__(self, error: GuestError, retry: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry = retry
 
 
 class AbiGuest:
-    """An instance exporting ``memory``, ``alloc(len)->ptr`` and ``process(ptr,len)->i64``."""
+    """An instance exporting ``memory``, ``alloc``, ``process`` and maybe ``process_batch``."""
 
-    def __init__(self, engine: wasmtime.Engine, module: wasmtime.Module) -> None:
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        module: wasmtime.Module,
+        limits: GuestLimits = NO_LIMITS,
+        *,
+        batch: bool = True,
+        fast: bool | None = None,
+    ) -> None:
         self._engine = engine
         self._module = module
+        self._limits = limits
+        self._use_batch = batch
+        self._fast = fast
+        self._metered = meters_fuel(engine)
+        cap = MAX_BATCH_BYTES
+        if limits.memory_limit is not None:
+            cap = max(MIN_BATCH_BYTES, min(cap, limits.memory_limit // 8))
+        self._batch_bytes = cap
+        self._timeout = limits.timeout_ms
+        self._ticks1 = deadline_ticks(limits.timeout_ms)
+        self._fuel = limits.fuel
+        self.instances = 0  # how many times the guest was instantiated (1 + rebuilds)
         self._instantiate()
 
+    # --- instance lifecycle -------------------------------------------------
+
     def _instantiate(self) -> None:
+        limits = self._limits
         store = wasmtime.Store(self._engine)
         wasi = wasmtime.WasiConfig()
         # Guest stderr goes to the worker's log; nothing else of the host is granted.
         wasi.inherit_stderr()
         store.set_wasi(wasi)
+        if limits.memory_limit is not None:
+            store.set_limits(memory_size=limits.memory_limit)
+        init_ms = None if limits.timeout_ms is None else max(limits.timeout_ms, INIT_TIMEOUT_MS)
+        store.set_epoch_deadline(deadline_ticks(init_ms))
+        if self._metered:
+            store.set_fuel(UNLIMITED_FUEL)
         linker = wasmtime.Linker(self._engine)
         linker.define_wasi()
+        ticker.enter()
         try:
             instance = linker.instantiate(store, self._module)
             exports = instance.exports(store)
@@ -32,35 +116,234 @@ class AbiGuest:
             if isinstance(init, wasmtime.Func):
                 init(store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            raise GuestInitError(f"module failed to initialise: {trap_message(exc)}") from None
+            if isinstance(exc, wasmtime.Trap) and exc.trap_code is wasmtime.TrapCode.INTERRUPT:
+                reason = f"_initialize did not finish within {init_ms} ms"
+            else:
+                reason = trap_message(exc)
+            raise GuestInitError(f"module failed to initialise: {reason}") from None
+        finally:
+            ticker.leave()
+        memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
+        inv = invoker(store, memory, self._fast)
         self._store = store
-        self._memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
-        self._alloc: wasmtime.Func = exports["alloc"]  # type: ignore[assignment]
-        self._process: wasmtime.Func = exports["process"]  # type: ignore[assignment]
+        self._inv = inv
+        self._alloc = inv.bind(exports["alloc"], 1, I32)  # type: ignore[arg-type]
+        self._process = inv.bind(exports["process"], 2, I64)  # type: ignore[arg-type]
+        batch = exports.get("process_batch") if self._use_batch else None
+        self._batch = inv.bind(batch, 2, I64) if isinstance(batch, wasmtime.Func) else None
+        self._probe = find_probe(store, exports)
+        self._probe_reset = self._probe.reset if self._probe is not None else None
+        self._write = inv.write
+        if limits.timeout_ms is None:
+            store.set_epoch_deadline(NO_DEADLINE)  # once: calls need no deadline of their own
+        self.instances += 1
 
-    def call(self, data: bytes) -> bytes | None:
-        """Run ``process`` on one input; raises GuestError and rebuilds after a trap."""
-        store = self._store
+    @property
+    def call_mode(self) -> str:
+        """``fast`` or ``public`` (fsworker/fastcall.py)."""
+        return self._inv.mode
+
+    @property
+    def batched(self) -> bool:
+        """Whether calls go through ``process_batch``."""
+        return self._batch is not None
+
+    # --- the Guest interface ------------------------------------------------
+
+    def call(self, data: bytes) -> list[bytes]:
+        """Process one input; raises GuestError (and rebuilds the instance when needed)."""
+        ticker.enter()
         try:
-            ptr = self._alloc(store, len(data))
-            if data:
-                self._memory.write(store, data, ptr)
-            packed = self._process(store, ptr, len(data))
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            # A trap can leave the instance's memory in any state: start a fresh one.
-            message = trap_message(exc)
-            self._instantiate()
-            raise GuestError("trap", f"wasm trap: {message}") from None
-        if packed < 0:
-            raise GuestError("error", f"process() returned error code {packed}")
-        packed &= _U64
-        out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
+            outcome = self._batched([data])[0] if self._batch is not None else self._one(data)
+        finally:
+            ticker.leave()
+        if isinstance(outcome, GuestError):
+            raise outcome
+        return outcome
+
+    def call_batch(self, inputs: Sequence[bytes]) -> list[Outcome]:
+        """One outcome per input, in order; never raises GuestError."""
+        ticker.enter()
+        try:
+            if self._batch is None:
+                one = self._one
+                return [one(data) for data in inputs]
+            outcomes: list[Outcome] = []
+            for chunk in self._chunks(inputs):
+                outcomes.extend(self._batched(chunk))
+            return outcomes
+        finally:
+            ticker.leave()
+
+    # --- one message through process ----------------------------------------
+
+    def _one(self, data: bytes) -> Outcome:
+        try:
+            packed = self._invoke(self._process, "process", data, 1)
+        except _Failed as failed:
+            return failed.error
+        out_ptr, out_len = (packed >> 32) & _U32, packed & _U32
         if out_len == 0:
-            return None
-        size = self._memory.data_len(store)
-        if out_ptr + out_len > size:
-            raise GuestError(
-                "abi",
-                f"process() returned output [{out_ptr}, +{out_len}) outside memory of {size} bytes",
+            return []
+        try:
+            return [self._inv.read(out_ptr, out_len)]
+        except IndexError:
+            return GuestError(
+                ABI,
+                f"process() returned output [{out_ptr}, +{out_len}) outside memory of "
+                f"{self._inv.data_len()} bytes",
             )
-        return bytes(self._memory.read(store, out_ptr, out_ptr + out_len))
+
+    # --- batches through process_batch -----------------------------------------
+
+    def _chunks(self, inputs: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+        start, size, cap = 0, 0, self._batch_bytes
+        for i, data in enumerate(inputs):
+            size += 4 + len(data)
+            if i > start and (i - start >= MAX_BATCH_RECORDS or size > cap):
+                yield inputs[start:i]
+                start, size = i, 4 + len(data)
+        if start < len(inputs):
+            yield inputs[start:]
+
+    def _batched(self, chunk: Sequence[bytes]) -> list[Outcome]:
+        """Run one process_batch call; on a whole-call failure, one record per call."""
+        parts = [len(chunk).to_bytes(4, "little")]
+        for data in chunk:
+            parts.append(len(data).to_bytes(4, "little"))
+            parts.append(data)
+        try:
+            packed = self._invoke(self._batch, "process_batch", b"".join(parts), len(chunk))
+        except _Failed as failed:
+            if failed.retry and len(chunk) > 1:
+                # Whole-call failure: isolate the message(s) that cause it.
+                return [self._batched([data])[0] for data in chunk]
+            return [failed.error] * len(chunk)
+        out_ptr, out_len = (packed >> 32) & _U32, packed & _U32
+        try:
+            out = self._inv.read(out_ptr, out_len)
+        except IndexError:
+            error = GuestError(
+                ABI,
+                f"process_batch() returned output [{out_ptr}, +{out_len}) outside memory of "
+                f"{self._inv.data_len()} bytes",
+            )
+            return [error] * len(chunk)
+        return _parse_batch_output(out, len(chunk))
+
+    # --- the call itself --------------------------------------------------
+
+    def _invoke(self, entry: object, name: str, data: bytes, count: int) -> int:
+        """alloc + copy + call ``entry``; the packed i64 result, or raises _Failed."""
+        n = len(data)
+        try:
+            if self._timeout is not None:
+                self._inv.set_deadline(
+                    self._ticks1 if count == 1 else deadline_ticks(self._timeout, count)
+                )
+            if self._fuel is not None:
+                self._inv.set_fuel(self._fuel * count)
+            if self._probe_reset is not None:
+                self._probe_reset()
+            ptr = self._alloc(n) & _U32
+            if ptr == 0 and n:
+                raise self._refused(f"alloc({n}) returned 0 (no memory for the input)", retry=True)
+            try:
+                self._write(ptr, data)
+            except IndexError:
+                inv = self._inv
+                raise _Failed(
+                    GuestError(
+                        ABI,
+                        f"alloc({n}) returned [{ptr}, +{n}) outside memory of "
+                        f"{inv.data_len()} bytes",
+                    ),
+                    retry=False,
+                ) from None
+            packed: int = entry(ptr, n)  # type: ignore[operator]
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            error = classify_failure(exc, self._limits, self._probe, self._memory_size())
+            # A trap can leave the instance's memory in any state: start a fresh one.
+            self._instantiate()
+            raise _Failed(error, retry=True) from None
+        if packed < 0:
+            raise self._refused(f"{name}() returned error code {packed}", retry=False)
+        return packed
+
+    def _refused(self, detail: str, retry: bool) -> _Failed:
+        """A failure the guest reported; a memory-limit one if the limit explains it."""
+        error = memory_limit_error(self._limits, self._probe, self._memory_size(), detail)
+        if error is not None:
+            # Stuck at its limit, the instance would fail again: start a fresh one.
+            self._instantiate()
+            return _Failed(error, retry=True)
+        return _Failed(GuestError(ERROR, detail), retry=retry)
+
+    def _memory_size(self) -> int | None:
+        try:
+            return self._inv.data_len()
+        except (wasmtime.WasmtimeError, ValueError):  # pragma: no cover - defensive
+            return None
+
+
+def _parse_batch_output(out: bytes, count: int) -> list[Outcome]:
+    """Strictly decode a process_batch output for ``count`` inputs.
+
+    Any framing error makes every input of the call fail with an "abi" error.
+    Each step consumes at least 4 bytes, so garbage cannot make this loop long.
+    """
+    end = len(out)
+    off = 0
+    outcomes: list[Outcome] = []
+
+    def abi(reason: str) -> list[Outcome]:
+        error = GuestError(ABI, f"process_batch() returned malformed output: {reason}")
+        return [error] * count
+
+    append = outcomes.append
+    for index in range(count):
+        if off + 8 <= end:
+            # The common case first: one record (n == 1).
+            n, length = _I32_U32.unpack_from(out, off)
+            if n == 1 and length <= end - off - 8:
+                off += 8
+                append([out[off : off + length]])
+                off += length
+                continue
+        if off + 4 > end:
+            return abi(f"it ends ({end} bytes) before the result of input {index} of {count}")
+        (n,) = _I32.unpack_from(out, off)
+        off += 4
+        if n >= 0:
+            if n > (end - off) // 4:
+                return abi(f"input {index} claims {n} records, more than {end - off} bytes hold")
+            records: list[bytes] = []
+            for _ in range(n):
+                if off + 4 > end:
+                    return abi(f"record length of input {index} runs past the end")
+                (length,) = _U32S.unpack_from(out, off)
+                off += 4
+                if length > end - off:
+                    return abi(
+                        f"a record of input {index} claims {length} bytes, only {end - off} remain"
+                    )
+                records.append(out[off : off + length])
+                off += length
+            outcomes.append(records)
+        else:
+            if off + 4 > end:
+                return abi(f"error text length of input {index} runs past the end")
+            (length,) = _U32S.unpack_from(out, off)
+            off += 4
+            if length > end - off:
+                return abi(
+                    f"the error text of input {index} claims {length} bytes, "
+                    f"only {end - off} remain"
+                )
+            text = out[off : off + length].decode("utf-8", "replace")
+            off += length
+            text = " ".join(text.split())[:1000] or "(no text)"
+            outcomes.append(GuestError(ERROR, f"process_batch() rejected the input ({n}): {text}"))
+    if off != end:
+        return abi(f"{end - off} bytes left after the last result")
+    return outcomes

@@ -2,32 +2,65 @@
 
 This is how the original Function Stream spoke to wasm. It needs a new Store
 and instance per message (about 200 us for C/Rust/Zig, 1 ms for Go, against a
-few us for the ABI lane), so it exists for compatibility, not speed.
+few us for the ABI lane), so it exists for compatibility, not speed. The same
+limits apply as in the ABI lane: a deadline, a memory limit and fuel per
+message, on each message's own store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import wasmtime
 
-from fsworker.guest import GuestError, trap_message
+from fsworker.guest import (
+    EXIT,
+    NO_LIMITS,
+    GuestError,
+    GuestLimits,
+    Outcome,
+    classify_failure,
+    memory_limit_error,
+    meters_fuel,
+)
+from fsworker.limits import UNLIMITED_FUEL, MemoryProbe, deadline_ticks, find_probe, ticker
 
 
 class StdioGuest:
     """A WASI command instantiated per message; stdin and stdout are scratch files."""
 
-    def __init__(self, engine: wasmtime.Engine, module: wasmtime.Module, scratch: Path) -> None:
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        module: wasmtime.Module,
+        scratch: Path,
+        limits: GuestLimits = NO_LIMITS,
+    ) -> None:
         self._engine = engine
         self._module = module
+        self._limits = limits
+        self._metered = meters_fuel(engine)
         self._linker = wasmtime.Linker(engine)
         self._linker.define_wasi()
         scratch.mkdir(parents=True, exist_ok=True)
         self._stdin = scratch / "stdin"
         self._stdout = scratch / "stdout"
 
-    def call(self, data: bytes) -> bytes | None:
-        """Run the command once with ``data`` on stdin; return its stdout."""
+    def call_batch(self, inputs: Sequence[bytes]) -> list[Outcome]:
+        """One outcome per input, in order; never raises GuestError."""
+        outcomes: list[Outcome] = []
+        for data in inputs:
+            try:
+                outcomes.append(self.call(data))
+            except GuestError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def call(self, data: bytes) -> list[bytes]:
+        """Run the command once with ``data`` on stdin; its stdout is the one output
+        record (none if empty). Raises GuestError."""
+        limits = self._limits
         self._stdin.write_bytes(data)
         store = wasmtime.Store(self._engine)
         wasi = wasmtime.WasiConfig()
@@ -35,14 +68,36 @@ class StdioGuest:
         wasi.stdout_file = str(self._stdout)
         wasi.inherit_stderr()
         store.set_wasi(wasi)
+        if limits.memory_limit is not None:
+            store.set_limits(memory_size=limits.memory_limit)
+        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
+        if self._metered:
+            store.set_fuel(limits.fuel if limits.fuel is not None else UNLIMITED_FUEL)
+        exports = None
+        ticker.enter()
         try:
             instance = self._linker.instantiate(store, self._module)
-            start = instance.exports(store)["_start"]
+            exports = instance.exports(store)
+            start = exports["_start"]
             start(store)  # type: ignore[operator]
         except wasmtime.ExitTrap as exc:
             if exc.code != 0:
-                raise GuestError("exit", f"WASI command exited with code {exc.code}") from None
+                detail = f"WASI command exited with code {exc.code}"
+                limited = memory_limit_error(limits, *self._memory_state(store, exports), detail)
+                raise (limited or GuestError(EXIT, detail)) from None
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise GuestError("trap", f"wasm trap: {trap_message(exc)}") from None
+            raise classify_failure(exc, limits, *self._memory_state(store, exports)) from None
+        finally:
+            ticker.leave()
         out = self._stdout.read_bytes()
-        return out or None
+        return [out] if out else []
+
+    @staticmethod
+    def _memory_state(
+        store: wasmtime.Store, exports: wasmtime.InstanceExports | None
+    ) -> tuple[MemoryProbe | None, int | None]:
+        if exports is None:
+            return None, None
+        memory = exports.get("memory")
+        size = memory.data_len(store) if isinstance(memory, wasmtime.Memory) else None
+        return find_probe(store, exports), size

@@ -1,28 +1,41 @@
-"""The processing loop: take what is queued, call the guest, publish, confirm, acknowledge.
+"""The processing loop: take what is queued, call the guest on the batch, publish, confirm, ack.
 
 At-least-once without a Python callback per message (see DESIGN): results are
-sent with ``send_async(..., None)``, ``producer.flush()`` returns once the
-broker has confirmed every one of them, and only then are the inputs
-acknowledged.  A send that fails makes ``flush`` raise; then nothing of the
-batch is acknowledged and every input is negatively acknowledged, so the broker
-redelivers it.  Heartbeats are sent from this loop, so a hung loop stops them.
+sent with ``send_async(..., None)``; ``flush()`` returns once the broker has
+confirmed every one of them (and raises if a send failed), and only then are
+the inputs acknowledged. A failed flush negatively acknowledges the whole
+batch, so the broker redelivers it. The client groups acknowledgements on the
+wire (100 ms), which is the bulk acknowledgement the Python client offers.
+
+A message that fails (guest trap, time or memory limit, error result, schema
+mismatch) is negatively acknowledged and redelivered after ``retry_delay_ms``;
+once it has been redelivered ``max_retries`` times, it goes to the dead-letter
+topic with properties saying why, and is acknowledged. Nothing is dropped.
+
+Heartbeats are sent from this loop, so a loop stuck in the guest stops them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulsar
 import structlog
 
+from fscommon.function_options import FunctionOptions
 from fscommon.protocol import EventKind
+from fsworker.codec import SchemaError, input_decoder, output_encoder
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest, GuestError
+from fsworker.pulsar_io import PulsarIO
 
 log = structlog.get_logger("fsworker.loop")
 
 RECEIVE_TIMEOUT_MS = 100
+FUNCTION_PROPERTY = "fs-function"
 
 
 @dataclass
@@ -30,18 +43,32 @@ class Counters:
     """Per-replica message counters, reported in heartbeats."""
 
     received: int = 0
-    processed: int = 0
-    failed: int = 0
-    published: int = 0
+    processed: int = 0  # inputs whose outputs were confirmed (or that had none)
+    failed: int = 0  # failed attempts (each retry counts)
+    retried: int = 0  # failed attempts handed back for redelivery
+    dead_lettered: int = 0
+    published: int = 0  # output records confirmed
 
     def as_dict(self) -> dict[str, int]:
         """For the heartbeat event."""
-        return {
-            "received": self.received,
-            "processed": self.processed,
-            "failed": self.failed,
-            "published": self.published,
-        }
+        return dict(self.__dict__)
+
+
+def sequence_id(msg: pulsar.Message, k: int) -> int:
+    """A producer sequence id that grows with the input's position (effectively-once).
+
+    Packs ledger id (23 bits), entry id (20 bits), batch index + 1 (12 bits)
+    and the output's index for that input (8 bits): monotonic along one topic
+    as long as ledger ids stay below 2^23, entries per ledger below 2^20,
+    batches below 4095 messages and outputs per input below 256 (docs/guarantees.md).
+    """
+    mid = msg.message_id()
+    return (
+        ((mid.ledger_id() & 0x7FFFFF) << 40)
+        | ((mid.entry_id() & 0xFFFFF) << 20)
+        | (((mid.batch_index() + 1) & 0xFFF) << 8)
+        | (k & 0xFF)
+    )
 
 
 class ProcessingLoop:
@@ -50,18 +77,33 @@ class ProcessingLoop:
     def __init__(
         self,
         guest: Guest,
-        consumer: pulsar.Consumer,
-        producer: pulsar.Producer | None,
+        io: PulsarIO,
         link: FsdLink,
+        options: FunctionOptions,
+        function: str,
+        replica: int,
         max_batch: int,
         heartbeat_interval: float,
+        after_publish: Callable[[], None] | None = None,
     ) -> None:
         self._guest = guest
-        self._consumer = consumer
-        self._producer = producer
+        self._io = io
+        self._consumer = io.consumer
         self._link = link
+        self._options = options
+        self._function = function
+        self._replica = replica
         self._max_batch = max_batch
         self._heartbeat_interval = heartbeat_interval
+        self._after_publish = after_publish  # a test hook: runs between flush and ack
+        self._decode = input_decoder(options)
+        self._encode = output_encoder(options)
+        self._effectively_once = options.guarantee == "effectively-once"
+        self._at_most_once = options.guarantee == "at-most-once"
+        passing = set(options.pass_through)
+        self._pass_key = "key" in passing
+        self._pass_props = "properties" in passing
+        self._pass_time = "event-time" in passing
         self._stopping = False
         self.counters = Counters()
 
@@ -84,59 +126,161 @@ class ProcessingLoop:
 
     def _take_batch(self) -> list[pulsar.Message]:
         """Block briefly for one message, then take whatever else is already queued."""
+        receive = self._consumer.receive
         try:
-            first = self._consumer.receive(RECEIVE_TIMEOUT_MS)
+            first = receive(RECEIVE_TIMEOUT_MS)
         except pulsar.Timeout:
             return []
         batch = [first]
-        while len(batch) < self._max_batch:
+        limit = self._max_batch
+        while len(batch) < limit:
             try:
-                batch.append(self._consumer.receive(0))
+                batch.append(receive(0))
             except pulsar.Timeout:
                 break
         self.counters.received += len(batch)
         return batch
 
     def _handle(self, batch: list[pulsar.Message]) -> None:
+        consumer = self._consumer
+        if self._at_most_once:
+            for msg in batch:
+                consumer.acknowledge(msg)
+        payloads: list[bytes | None] = []
+        failures: dict[int, tuple[str, str]] = {}
+        decode = self._decode
+        for i, msg in enumerate(batch):
+            data = msg.data()
+            if decode is not None:
+                try:
+                    data = decode(data)
+                except SchemaError as exc:
+                    failures[i] = ("schema", str(exc))
+                    payloads.append(None)
+                    continue
+            payloads.append(data)
+        outcomes = self._call_guest(payloads, failures)
+
         done: list[pulsar.Message] = []
-        failed: list[pulsar.Message] = []
-        producer = self._producer
+        retry: list[pulsar.Message] = []
+        dead = 0
         published = 0
-        for msg in batch:
-            try:
-                out = self._guest.call(msg.data())
-            except GuestError as exc:
-                failed.append(msg)
-                log.warning(
-                    "message failed",
-                    error_kind=exc.kind,
-                    error=str(exc),
-                    message_id=str(msg.message_id()),
-                    topic=msg.topic_name(),
-                )
+        for i, msg in enumerate(batch):
+            failure = failures.get(i)
+            if failure is None:
+                outcome = outcomes[i]
+                if isinstance(outcome, GuestError):
+                    failure = (outcome.kind, str(outcome))
+                else:
+                    try:
+                        published += self._publish(msg, outcome)
+                    except SchemaError as exc:
+                        failure = ("schema", str(exc))
+            if failure is None:
+                done.append(msg)
                 continue
-            if out is not None and producer is not None:
-                producer.send_async(
-                    out,
-                    None,
-                    properties=msg.properties() or None,
-                    partition_key=msg.partition_key() or None,
+            self.counters.failed += 1
+            if self._at_most_once or msg.redelivery_count() >= self._options.max_retries:
+                self._dead_letter(msg, *failure)
+                dead += 1
+                done.append(msg)
+            else:
+                log.info(
+                    "message failed; will be retried",
+                    error_kind=failure[0],
+                    error=failure[1],
+                    message_id=str(msg.message_id()),
+                    attempt=msg.redelivery_count() + 1,
                 )
-                published += 1
-            done.append(msg)
-        if producer is not None and published:
+                retry.append(msg)
+
+        if published or dead:
             try:
-                producer.flush()
+                self._io.flush()
             except pulsar.PulsarException as exc:
                 log.error("publishing failed; the batch will be redelivered", error=str(exc))
-                for msg in batch:
-                    self._consumer.negative_acknowledge(msg)
+                if not self._at_most_once:
+                    for msg in batch:
+                        consumer.negative_acknowledge(msg)
                 self.counters.failed += len(batch)
                 return
-        for msg in done:
-            self._consumer.acknowledge(msg)
-        for msg in failed:
-            self._consumer.negative_acknowledge(msg)
-        self.counters.processed += len(done)
-        self.counters.failed += len(failed)
+        if self._after_publish is not None:
+            self._after_publish()
+        if not self._at_most_once:
+            for msg in done:
+                consumer.acknowledge(msg)
+            for msg in retry:
+                consumer.negative_acknowledge(msg)
+        self.counters.processed += len(done) - dead
+        self.counters.retried += len(retry)
+        self.counters.dead_lettered += dead
         self.counters.published += published
+
+    def _call_guest(
+        self, payloads: list[bytes | None], failures: dict[int, tuple[str, str]]
+    ) -> list[Any]:
+        """Run the guest on the decodable payloads; outcomes line up with ``payloads``."""
+        if not failures:
+            return self._guest.call_batch(payloads)  # type: ignore[arg-type]
+        index = [i for i, p in enumerate(payloads) if p is not None]
+        results = self._guest.call_batch([payloads[i] for i in index])  # type: ignore[misc]
+        outcomes: list[Any] = [None] * len(payloads)
+        for i, result in zip(index, results, strict=True):
+            outcomes[i] = result
+        return outcomes
+
+    def _publish(self, msg: pulsar.Message, outputs: Sequence[bytes]) -> int:
+        """Send the outputs of one input (encoded first, so a bad one sends nothing)."""
+        if not outputs:
+            return 0
+        encode = self._encode
+        records = [encode(o) for o in outputs] if encode is not None else outputs
+        if self._effectively_once and self._io.spec.output:
+            producer = self._io.dedup_output(msg.topic_name())
+        else:
+            producer = self._io.output
+            if producer is None:
+                return 0  # a sink function: nothing to publish
+        props = dict(msg.properties()) if self._pass_props else {}
+        props[FUNCTION_PROPERTY] = self._function
+        kwargs: dict[str, Any] = {"properties": props}
+        if self._pass_key:
+            key = msg.partition_key()
+            if key:
+                kwargs["partition_key"] = key
+        if self._pass_time:
+            event_time = msg.event_timestamp()
+            if event_time:
+                kwargs["event_timestamp"] = event_time
+        for k, record in enumerate(records):
+            if self._effectively_once:
+                kwargs["sequence_id"] = sequence_id(msg, k)
+            producer.send_async(record, None, **kwargs)
+        return len(records)
+
+    def _dead_letter(self, msg: pulsar.Message, kind: str, error: str) -> None:
+        props = dict(msg.properties())
+        props.update(
+            {
+                "fs-error-kind": kind,
+                "fs-error": error[:2000],
+                "fs-function": self._function,
+                "fs-replica": str(self._replica),
+                "fs-original-message-id": str(msg.message_id()),
+                "fs-original-topic": msg.topic_name(),
+                "fs-attempts": str(msg.redelivery_count() + 1),
+            }
+        )
+        kwargs: dict[str, Any] = {"properties": props}
+        key = msg.partition_key()
+        if key:
+            kwargs["partition_key"] = key
+        self._io.dead_letter(msg.topic_name()).send_async(msg.data(), None, **kwargs)
+        log.warning(
+            "message dead-lettered",
+            error_kind=kind,
+            error=error,
+            message_id=str(msg.message_id()),
+            topic=msg.topic_name(),
+            attempts=msg.redelivery_count() + 1,
+        )

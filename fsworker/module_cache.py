@@ -1,7 +1,8 @@
 """Compile once, then load the serialized artifact (0.2-2 ms instead of up to seconds).
 
 Artifacts live at ``<cache_dir>/<engine fingerprint>/<sha256 of the wasm>.cwasm``
-so a wasmtime upgrade, a settings change or another CPU never loads a stale one.
+so a wasmtime upgrade, a settings change (fuel metering on or off), a new
+version of the memory-probe rewrite or another CPU never loads a stale one.
 """
 
 from __future__ import annotations
@@ -13,19 +14,30 @@ from pathlib import Path
 
 import wasmtime
 
-from fsworker.engine import engine_fingerprint
+from fsworker.engine import engine_fingerprint, engine_fuel
 from fsworker.module_check import compile_module
 
 
-def artifact_path(cache_dir: Path, wasm_sha256: str) -> Path:
-    """Where the compiled artifact for this wasm and this engine lives."""
-    return cache_dir / engine_fingerprint() / f"{wasm_sha256}.cwasm"
+def artifact_path(cache_dir: Path, wasm_sha256: str, fuel: bool = False) -> Path:
+    """Where the compiled artifact for this wasm and this engine setting lives."""
+    return cache_dir / engine_fingerprint(fuel=fuel) / f"{wasm_sha256}.cwasm"
 
 
-def precompile(engine: wasmtime.Engine, wasm: bytes, cache_dir: Path) -> wasmtime.Module:
+def _check_engine(engine: wasmtime.Engine, fuel: bool) -> None:
+    made_with = engine_fuel(engine)
+    if made_with is not None and made_with != bool(fuel):
+        raise ValueError(
+            f"engine was made with fuel={made_with} but the module is asked for with fuel={fuel}"
+        )
+
+
+def precompile(
+    engine: wasmtime.Engine, wasm: bytes, cache_dir: Path, fuel: bool = False
+) -> wasmtime.Module:
     """Compile ``wasm`` (raising InvalidModule) and store the artifact atomically."""
+    _check_engine(engine, fuel)
     module = compile_module(engine, wasm)
-    target = artifact_path(cache_dir, hashlib.sha256(wasm).hexdigest())
+    target = artifact_path(cache_dir, hashlib.sha256(wasm).hexdigest(), fuel)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a concurrent reader never sees half a file.
@@ -36,16 +48,22 @@ def precompile(engine: wasmtime.Engine, wasm: bytes, cache_dir: Path) -> wasmtim
     return module
 
 
-def load(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None) -> wasmtime.Module:
-    """Load a module, from the cache when it has a valid artifact, else compile it."""
+def load(
+    engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None, fuel: bool = False
+) -> wasmtime.Module:
+    """Load a module, from the cache when it has a valid artifact, else compile it.
+
+    ``fuel`` must match the engine (``new_engine(fuel=...)``): it picks the cache.
+    """
+    _check_engine(engine, fuel)
     wasm = wasm_path.read_bytes()
     if cache_dir is None:
         return compile_module(engine, wasm)
-    target = artifact_path(cache_dir, hashlib.sha256(wasm).hexdigest())
+    target = artifact_path(cache_dir, hashlib.sha256(wasm).hexdigest(), fuel)
     if target.exists():
         try:
             return wasmtime.Module.deserialize_file(engine, str(target))
         except wasmtime.WasmtimeError:
             # A corrupt or foreign artifact: fall back to compiling and replace it.
             target.unlink(missing_ok=True)
-    return precompile(engine, wasm, cache_dir)
+    return precompile(engine, wasm, cache_dir, fuel)

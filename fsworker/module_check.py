@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import enum
 
+import structlog
 import wasmtime
+
+from fsworker.limits import ProbeUnsupported, add_memory_probe
+
+log = structlog.get_logger("fsworker.module_check")
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
 
@@ -24,15 +29,44 @@ class InvalidModule(Exception):
     """The module cannot be used; the message is a one-line reason for people."""
 
 
-def compile_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
-    """Compile wasm bytes, turning wasmtime's multi-line errors into one line."""
+def compile_module(engine: wasmtime.Engine, wasm: bytes, probe: bool = True) -> wasmtime.Module:
+    """Compile wasm bytes, turning wasmtime's multi-line errors into one line.
+
+    With ``probe`` (the default) the module gets the memory-limit probe of
+    fsworker/limits.py when it can take one; otherwise it is compiled as is.
+    """
     if len(wasm) < 8 or wasm[:4] != b"\0asm":
         raise InvalidModule("not a WebAssembly module (the file does not start with '\\0asm')")
+    probed, why = None, ""
+    if probe:
+        try:
+            probed = add_memory_probe(wasm)
+        except ProbeUnsupported as exc:
+            why = str(exc)
+        if probed is not None:
+            try:
+                return wasmtime.Module(engine, probed)
+            except wasmtime.WasmtimeError:
+                # Compile the original below: its error, if any, is the one to show.
+                why = "wasmtime refused the rewritten module"
     try:
-        return wasmtime.Module(engine, wasm)
+        module = wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
-        raise InvalidModule(f"WebAssembly module does not compile: {first}") from None
+        raise InvalidModule(f"WebAssembly module does not compile: {_reason(exc)}") from None
+    if why:
+        log.warning("module runs without the memory-limit probe", reason=why)
+    return module
+
+
+def _reason(exc: Exception) -> str:
+    lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    # wasmtime puts the cause under "Caused by:"; the first line alone is often generic.
+    if "Caused by:" in lines:
+        cause = lines[lines.index("Caused by:") + 1 :]
+        return f"{lines[0]}: {'; '.join(cause)}" if cause else lines[0]
+    return lines[0]
 
 
 def classify(module: wasmtime.Module) -> ModuleKind:
@@ -48,13 +82,11 @@ def classify(module: wasmtime.Module) -> ModuleKind:
     alloc = exports.get("alloc")
     process = exports.get("process")
     if isinstance(memory, wasmtime.MemoryType) and alloc is not None and process is not None:
-        _expect_func(alloc, "alloc", [wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
-        _expect_func(
-            process,
-            "process",
-            [wasmtime.ValType.i32(), wasmtime.ValType.i32()],
-            [wasmtime.ValType.i64()],
-        )
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        _expect_func(alloc, "alloc", [i32], [i32])
+        _expect_func(process, "process", [i32, i32], [i64])
+        if "process_batch" in exports:
+            _expect_func(exports["process_batch"], "process_batch", [i32, i32], [i64])
         return ModuleKind.ABI
     if isinstance(exports.get("_start"), wasmtime.FuncType):
         return ModuleKind.WASI_STDIO

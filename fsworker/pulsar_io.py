@@ -1,45 +1,142 @@
-"""Pulsar client, consumer and producer for one replica."""
+"""Pulsar client, consumer and producers for one replica.
+
+The subscription type follows the function's ordering: none -> Shared (replicas
+split the load), key -> Key_Shared (one replica per key at a time), strict ->
+Failover (one active replica per topic). Dead-letter producers are created on
+first use, one per dead-letter topic.
+"""
 
 from __future__ import annotations
 
-import _pulsar
+import hashlib
+import re
+
 import pulsar
 
+from fscommon.function_options import FunctionOptions
 from fscommon.worker_spec import WorkerSpec
+from fsworker.codec import avro_schema
+
+_CONSUMER_TYPES = {
+    "none": pulsar.ConsumerType.Shared,
+    "key": pulsar.ConsumerType.KeyShared,
+    "strict": pulsar.ConsumerType.Failover,
+}
 
 
 class BrokerUnavailable(Exception):
     """Pulsar could not be reached or refused the subscription: retry later."""
 
 
-def connect(spec: WorkerSpec) -> tuple[pulsar.Client, pulsar.Consumer, pulsar.Producer | None]:
-    """Create the client, a Shared subscription named after the function, and the producer."""
-    client = pulsar.Client(
-        spec.pulsar_url,
-        operation_timeout_seconds=10,
-        connection_timeout_ms=5000,
-        logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
-    )
-    try:
-        consumer = client.subscribe(
-            spec.inputs,
-            spec.subscription,
-            consumer_type=pulsar.ConsumerType.Shared,
-            initial_position=pulsar.InitialPosition.Earliest,
-            receiver_queue_size=1000,
-            consumer_name=f"{spec.function}-{spec.replica}",
+def dead_letter_topic(options: FunctionOptions, function: str, input_topic: str) -> str:
+    """Where a message from ``input_topic`` goes after its last retry."""
+    return options.dead_letter_topic or f"{input_topic}-{function}-DLQ"
+
+
+def dedup_producer_name(function: str, input_topic: str) -> str:
+    """A stable producer name per (function, input topic) for broker-side deduplication."""
+    digest = hashlib.sha256(input_topic.encode()).hexdigest()[:12]
+    return f"fs-{function}-{digest}"
+
+
+class PulsarIO:
+    """The replica's consumer, output producer(s) and dead-letter producers."""
+
+    def __init__(self, spec: WorkerSpec, options: FunctionOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.client = pulsar.Client(
+            spec.pulsar_url,
+            operation_timeout_seconds=10,
+            connection_timeout_ms=5000,
+            logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
         )
-        producer = None
-        if spec.output:
-            producer = client.create_producer(
-                spec.output,
-                producer_name=None,
-                batching_enabled=True,
-                batching_max_publish_delay_ms=1,
-                block_if_queue_full=True,
-                max_pending_messages=10000,
+        self.output: pulsar.Producer | None = None
+        # effectively-once: one named producer per input topic, created on first use.
+        self.dedup_outputs: dict[str, pulsar.Producer] = {}
+        self._dead_letters: dict[str, pulsar.Producer] = {}
+        try:
+            topics: object = spec.inputs
+            if options.input_pattern:
+                topics = re.compile(options.input_pattern)
+            self.consumer = self.client.subscribe(
+                topics,
+                spec.subscription,
+                consumer_type=_CONSUMER_TYPES[options.ordering],
+                initial_position=(
+                    pulsar.InitialPosition.Earliest
+                    if options.subscription_position == "earliest"
+                    else pulsar.InitialPosition.Latest
+                ),
+                receiver_queue_size=1000,
+                consumer_name=f"{spec.function}-{spec.replica}",
+                negative_ack_redelivery_delay_ms=options.retry_delay_ms,
+                pattern_auto_discovery_period=5,
             )
-    except (pulsar.PulsarException, _pulsar.PulsarException) as exc:
-        client.close()
-        raise BrokerUnavailable(f"cannot subscribe or produce at {spec.pulsar_url}: {exc}") from exc
-    return client, consumer, producer
+            if spec.output and options.guarantee != "effectively-once":
+                self.output = self._producer(spec.output, None, batching=True)
+        except pulsar.PulsarException as exc:
+            self.client.close()
+            raise BrokerUnavailable(
+                f"cannot subscribe or produce at {spec.pulsar_url}: {exc}"
+            ) from exc
+
+    def _producer(self, topic: str, name: str | None, batching: bool) -> pulsar.Producer:
+        kwargs = {}
+        if self.options.output_schema == "avro":
+            kwargs["schema"] = avro_schema(self.options)
+        return self.client.create_producer(
+            topic,
+            producer_name=name,
+            batching_enabled=batching,
+            batching_max_publish_delay_ms=1,
+            batching_max_messages=1000,
+            block_if_queue_full=True,
+            max_pending_messages=10000,
+            **kwargs,
+        )
+
+    def dedup_output(self, input_topic: str) -> pulsar.Producer:
+        """The effectively-once output producer for one input topic."""
+        producer = self.dedup_outputs.get(input_topic)
+        if producer is None:
+            assert self.spec.output is not None
+            # No batching: the broker deduplicates a batch by its first sequence id, so a
+            # batch that starts with a replayed output would drop the new ones behind it
+            # (measured: the C++ client does not send the batch's highest sequence id).
+            producer = self._producer(
+                self.spec.output,
+                dedup_producer_name(self.spec.function, input_topic),
+                batching=False,
+            )
+            self.dedup_outputs[input_topic] = producer
+        return producer
+
+    def dead_letter(self, input_topic: str) -> pulsar.Producer:
+        """The producer for the dead-letter topic of ``input_topic`` (bytes, no schema)."""
+        topic = dead_letter_topic(self.options, self.spec.function, input_topic)
+        producer = self._dead_letters.get(topic)
+        if producer is None:
+            producer = self.client.create_producer(
+                topic, batching_enabled=True, batching_max_publish_delay_ms=1
+            )
+            self._dead_letters[topic] = producer
+        return producer
+
+    def producers(self) -> list[pulsar.Producer]:
+        """Every producer opened so far."""
+        out = [self.output] if self.output is not None else []
+        return out + list(self.dedup_outputs.values()) + list(self._dead_letters.values())
+
+    def flush(self) -> None:
+        """Wait until the broker confirmed everything sent; raises if a send failed."""
+        for producer in self.producers():
+            producer.flush()
+
+    def close(self) -> None:
+        """Close consumer (flushing grouped acks), producers and client."""
+        self.consumer.close()
+        for producer in self.producers():
+            producer.flush()
+            producer.close()
+        self.client.close()

@@ -7,7 +7,9 @@ BASE = {"name": "example", "inputs": ["example-input"], "output": "example-outpu
 
 def test_valid_spec_is_normalised():
     out = validate_create_args({**BASE, "inputs": "example-input"})
+    options = out.pop("options")
     assert out == {**BASE, "replicas": 1, "config": {}}
+    assert options["guarantee"] == "at-least-once" and options["max_retries"] == 3
 
 
 @pytest.mark.parametrize(
@@ -22,6 +24,11 @@ def test_valid_spec_is_normalised():
         ({"replicas": True}, "replicas must be an integer"),
         ({"replicas": 10_000}, "replicas must be an integer from 1 to 64"),
         ({"inputs": []}, "at least one input topic"),
+        ({"options": {"ordering": "total"}}, "ordering must be one of"),
+        (
+            {"options": {"input_pattern": "persistent://public/default/x-.*"}},
+            "not both",
+        ),
         ({"inputs": ["bad topic"]}, "invalid input topic"),
         ({"output": "example-input", "inputs": ["example-input"]}, "would loop"),
         ({"config": {"a": 1}}, "config must map strings"),

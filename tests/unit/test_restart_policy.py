@@ -17,14 +17,15 @@ def test_backoff_grows_for_crashes_that_never_get_stable():
         d = t.on_exit(clock, running_for=5.0)  # crashed after RUNNING, but not stable
         delays.append(d.delay)
         clock += d.delay + 5.0
-    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert delays == [0.0, 1.0, 2.0, 4.0, 8.0]
 
 
 def test_stable_run_resets_the_backoff():
     t = _tracker(max_restarts=10, window=1000.0, stable_after=30.0)
-    assert t.on_exit(0.0, None).delay == 1.0
-    assert t.on_exit(10.0, None).delay == 2.0
-    assert t.on_exit(100.0, running_for=45.0).delay == 1.0
+    assert t.on_exit(0.0, None).delay == 0.0
+    assert t.on_exit(10.0, None).delay == 1.0
+    assert t.on_exit(20.0, None).delay == 2.0
+    assert t.on_exit(100.0, running_for=45.0).delay == 0.0
 
 
 def test_too_many_restarts_in_the_window_is_fatal():

@@ -1,0 +1,133 @@
+"""Per-function data-path options: guarantees, ordering, retries, limits, schemas.
+
+Validated once in fsd at create/update (so a bad value is a clear error
+naming the option) and carried to every worker in its spec.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+GUARANTEES = ("at-least-once", "at-most-once", "effectively-once")
+ORDERINGS = ("none", "key", "strict")
+POSITIONS = ("earliest", "latest")
+SCHEMAS = ("bytes", "string", "json", "avro")
+PASS_THROUGH = ("key", "properties", "event-time")
+
+MAX_MEMORY_LIMIT = 4 * 1024 * 1024 * 1024  # wasm32 cannot address more
+
+
+class OptionError(ValueError):
+    """An option has a bad value; the message names the option and the value."""
+
+
+@dataclass
+class FunctionOptions:
+    """Everything about how messages flow through one function."""
+
+    guarantee: str = "at-least-once"
+    ordering: str = "none"  # none: Shared, key: Key_Shared, strict: Failover
+    subscription_position: str = "earliest"
+    input_pattern: str | None = None  # a regex over full topic names, instead of inputs
+    max_retries: int = 3  # redeliveries after the first attempt, then the dead-letter topic
+    retry_delay_ms: int = 1000
+    dead_letter_topic: str | None = None  # default: <input topic>-<function>-DLQ
+    timeout_ms: int | None = 5000  # per message; below fsd's heartbeat timeout
+    memory_limit: int | None = 256 * 1024 * 1024  # bytes of guest linear memory
+    fuel: int | None = None  # wasm instructions (roughly) per message; off by default
+    input_schema: str = "bytes"
+    output_schema: str = "bytes"
+    json_schema: dict[str, Any] | None = None  # validates input when input_schema is json
+    avro_schema: str | None = None  # Avro schema (JSON text) for avro input/output
+    pass_through: list[str] = field(default_factory=lambda: list(PASS_THROUGH))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the registry and the worker spec."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> FunctionOptions:
+        """Parse and validate; raises OptionError naming the option."""
+        raw = dict(raw or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise OptionError(f"unknown option(s): {', '.join(unknown)}")
+        options = cls(**raw)
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        """Check every option's type and value."""
+        _choice("guarantee", self.guarantee, GUARANTEES)
+        _choice("ordering", self.ordering, ORDERINGS)
+        _choice("subscription-position", self.subscription_position, POSITIONS)
+        _choice("input-schema", self.input_schema, SCHEMAS)
+        _choice("output-schema", self.output_schema, SCHEMAS)
+        _int("max-retries", self.max_retries, 0, 1000)
+        _int("retry-delay-ms", self.retry_delay_ms, 0, 3_600_000)
+        if self.timeout_ms is not None:
+            _int("timeout-ms", self.timeout_ms, 1, 3_600_000)
+        if self.memory_limit is not None:
+            _int("memory-limit", self.memory_limit, 64 * 1024, MAX_MEMORY_LIMIT)
+        if self.fuel is not None:
+            _int("fuel", self.fuel, 1, 2**62)
+        if self.input_pattern is not None:
+            if not isinstance(self.input_pattern, str) or "://" not in self.input_pattern:
+                raise OptionError(
+                    f"input-pattern must be a regex over full topic names such as "
+                    f"'persistent://public/default/orders-.*', got {self.input_pattern!r}"
+                )
+            try:
+                re.compile(self.input_pattern)
+            except re.error as exc:
+                raise OptionError(
+                    f"input-pattern {self.input_pattern!r} is not a regex: {exc}"
+                ) from None
+        if not isinstance(self.pass_through, list) or any(
+            p not in PASS_THROUGH for p in self.pass_through
+        ):
+            raise OptionError(
+                f"pass-through takes a comma-separated subset of {', '.join(PASS_THROUGH)} "
+                f"(or 'none'), got {self.pass_through!r}"
+            )
+        if self.json_schema is not None:
+            if not isinstance(self.json_schema, dict):
+                raise OptionError("json-schema must be a JSON object (a JSON Schema document)")
+            if self.input_schema != "json":
+                raise OptionError("json-schema needs --input-schema json")
+        avro_used = "avro" in (self.input_schema, self.output_schema)
+        if avro_used and not self.avro_schema:
+            raise OptionError("an avro input or output schema needs --avro-schema FILE")
+        if self.guarantee == "effectively-once" and self.ordering != "strict":
+            raise OptionError(
+                "effectively-once needs --ordering strict: output sequence ids follow the input "
+                "order, which only one active consumer per topic keeps"
+            )
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise OptionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _int(name: str, value: Any, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise OptionError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+
+
+def parse_size(text: str) -> int:
+    """'64MiB' / '64Mi' / '64M' / '65536' -> bytes (Ki/Mi/Gi are binary, k/M/G decimal)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise OptionError(f"memory-limit must be a size like 64MiB or 65536, got {text!r}")
+    number, unit = int(match.group(1)), (match.group(2) or "").lower()
+    if "i" in unit:
+        return number * 1024 ** ("kmg".index(unit[0]) + 1)
+    return number * _UNITS[unit[:1]]
