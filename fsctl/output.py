@@ -55,7 +55,7 @@ def print_status(functions: list[dict[str, Any]]) -> None:
     """One row per replica, then each function's backlog and last errors."""
     headers = [
         "FUNCTION", "REPLICA", "STATE", "PID", "UPTIME", "RESTARTS", "RSS", "CPU%",
-        "RECEIVED", "PROCESSED", "FAILED", "LAST EXIT",
+        "RECEIVED", "PROCESSED", "FAILED", "DEAD", "LAST EXIT",
     ]  # fmt: skip
     rows = []
     for fn in functions:
@@ -76,6 +76,7 @@ def print_status(functions: list[dict[str, Any]]) -> None:
                     r.get("received"),
                     r.get("processed"),
                     r.get("failed"),
+                    r.get("dead_lettered"),
                     r.get("last_exit"),
                 ]
             )

@@ -301,3 +301,35 @@ def test_subscription_position_latest_skips_the_backlog(fsd: Fsd, pulsar_url: st
     # Nothing else arrives: the earlier message was before the subscription.
     assert outputs.more_within(2.0) == []
     outputs.close()
+
+
+PERSON_AVRO = {
+    "type": "record",
+    "name": "Person",
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "money", "type": "long"},
+        {"name": "expected", "type": "long"},
+    ],
+}
+
+
+def test_avro_output_is_read_natively_by_other_pulsar_clients(fsd: Fsd, pulsar_url: str):
+    from pulsar.schema import AvroSchema
+
+    name, inp, out = unique("avro"), unique("in"), unique("out")
+    schema_file = fsd.workdir / "person.avsc"
+    schema_file.write_text(json.dumps(PERSON_AVRO))
+    c = client(pulsar_url)
+    try:
+        native = c.subscribe(
+            out, "native-avro", schema=AvroSchema(None, schema_definition=PERSON_AVRO),
+            initial_position=pulsar.InitialPosition.Earliest,
+        )  # fmt: skip
+        _create(fsd, name, "-a", BASIC, "-i", inp, "-o", out, "--input-schema", "json",
+                "--output-schema", "avro", "--avro-schema", str(schema_file))  # fmt: skip
+        _send(pulsar_url, inp, [b'{"name":"rbt","money":2}'])
+        msg = native.receive(30_000)
+        assert msg.value() == {"name": "rbt", "money": 3, "expected": 0}
+    finally:
+        c.close()
