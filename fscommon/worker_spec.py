@@ -30,6 +30,7 @@ class WorkerSpec:
     log_level: str = "info"
     config: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # FunctionOptions.to_dict()
+    state_path: str | None = None  # the function's SQLite state database
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000
     heartbeat_interval: float = 1.0

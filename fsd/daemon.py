@@ -70,6 +70,10 @@ class Daemon:
         self._ctx: zmq.Context | None = None
         self._transitions: zmq.Socket | None = None
 
+    def state_path(self, function: str) -> Path:
+        """The function's state database (kept after delete unless purged)."""
+        return self.config.state_dir / "state" / f"{function}.sqlite3"
+
     def engine(self, fuel: bool) -> Any:
         """The wasmtime engine for functions with fuel metering on or off."""
         return self._engines[fuel]
@@ -112,6 +116,7 @@ class Daemon:
             log_level=self.config.log_level,
             config=dict(spec.config),
             options=dict(spec.options),
+            state_path=str(self.state_path(spec.name)),
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
             stop_timeout=self.config.stop_timeout,

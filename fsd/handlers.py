@@ -48,6 +48,7 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "scale": h.scale,
         "restart": h.restart,
         "update": h.update,
+        "state": h.state,
     }
 
 
@@ -274,6 +275,9 @@ class _Handlers:
 
     def delete(self, args: dict[str, Any]) -> Any:
         name = _require_name(args)
+        purge = args.get("purge", False)
+        if not isinstance(purge, bool):
+            raise HandlerError(ErrorCode.INVALID_ARGUMENT, "'purge' must be a boolean")
         if not self.d.registry.remove(name):
             raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
         pids = []
@@ -286,7 +290,11 @@ class _Handlers:
             if not self.d.supervisor.is_stopped(name):
                 return None
             self.d.supervisor.forget(name)
-            return {"deleted": name, "stopped_pids": pids}
+            if purge:
+                db = self.d.state_path(name)
+                for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                    path.unlink(missing_ok=True)
+            return {"deleted": name, "stopped_pids": pids, "state_purged": purge}
 
         # The supervisor kills after stop_timeout, so this always completes.
         return Deferred(
@@ -294,6 +302,49 @@ class _Handlers:
             deadline=time.monotonic() + self.d.supervisor.policy.stop_timeout + 30,
             on_timeout=lambda: {"deleted": name, "stopped_pids": pids, "still_stopping": True},
         )
+
+    def state(self, args: dict[str, Any]) -> Any:
+        """get / put / delete / list a function's state (also after delete, until purged)."""
+        from fsworker.state_store import MAX_KEY_BYTES, SqliteStateStore, StateTransaction
+
+        name = _require_name(args)
+        db = self.d.state_path(name)
+        if self.d.registry.get(name) is None and not db.exists():
+            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+        op = args.get("op")
+        key = args.get("key")
+        if op in ("get", "put", "delete") and (
+            not isinstance(key, bytes) or not 0 < len(key) <= MAX_KEY_BYTES
+        ):
+            raise HandlerError(ErrorCode.INVALID_ARGUMENT, f"state {op} needs a key")
+        store = SqliteStateStore(db)
+        try:
+            if op == "get":
+                return {"key": key, "value": store.get(key)}
+            if op in ("put", "delete"):
+                value = args.get("value")
+                if op == "put" and not isinstance(value, bytes):
+                    raise HandlerError(ErrorCode.INVALID_ARGUMENT, "state put needs a value")
+                tx = StateTransaction(store)
+                if op == "put":
+                    tx.put(key, value)
+                else:
+                    tx.delete(key)
+                tx.commit()
+                return {"key": key, "value": value if op == "put" else None}
+            if op == "list":
+                prefix = args.get("prefix") or b""
+                limit = args.get("limit", 100)
+                if not isinstance(prefix, bytes) or not isinstance(limit, int) or limit < 1:
+                    raise HandlerError(
+                        ErrorCode.INVALID_ARGUMENT, "state list takes a prefix and a limit >= 1"
+                    )
+                return [{"key": k, "value": v} for k, v in store.scan(prefix, min(limit, 10_000))]
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT, f"state op must be get, put, delete or list: {op!r}"
+            )
+        finally:
+            store.close()
 
     def list(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         out = []

@@ -1,0 +1,214 @@
+"""Function state: a small key-value store behind an interface, SQLite by default.
+
+One database per function under fsd's state dir, in WAL mode, shared by that
+function's replicas on the host (and read by fsd for ``fsctl state``).
+
+The worker never holds a write lock while the guest runs: writes made while
+processing a batch go into a ``StateTransaction`` (an overlay the guest reads
+its own writes through) and are committed in one short SQLite transaction
+after the batch's outputs are confirmed and before its inputs are
+acknowledged. Integer additions are kept as deltas and applied with
+``value + delta`` in SQL, so two replicas adding to one key never lose an
+update.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS state (
+    key   BLOB PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+MAX_KEY_BYTES = 4096
+MAX_VALUE_BYTES = 4 * 1024 * 1024
+
+
+class StateError(Exception):
+    """A state operation the guest asked for cannot be done (e.g. add to a non-integer)."""
+
+
+class StateStore(Protocol):
+    """What a backend provides. SQLite is the only one today."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The committed value, or None when the key is missing."""
+        ...
+
+    def apply(self, puts: dict[bytes, bytes | None], adds: dict[bytes, int]) -> None:
+        """Commit a batch of writes atomically (None deletes; adds are integer deltas)."""
+        ...
+
+    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Keys with a prefix, in key order, at most ``limit``."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend."""
+        ...
+
+
+def parse_int(value: bytes | None) -> int:
+    """A counter's value: decimal ASCII text; missing is 0."""
+    if value is None:
+        return 0
+    try:
+        return int(value.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise StateError(
+            f"cannot add to a value that is not a decimal integer: {value[:40]!r}"
+        ) from None
+
+
+class SqliteStateStore:
+    """The embedded backend: one SQLite file per function, WAL mode."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit that returned survives a power cut, which is what lets us ack.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def get(self, key: bytes) -> bytes | None:
+        row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def apply(self, puts: dict[bytes, bytes | None], adds: dict[bytes, int]) -> None:
+        if not puts and not adds:
+            return
+        db = self._db
+        for attempt in range(50):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError:
+                time.sleep(min(0.01 * (attempt + 1), 0.2))  # another replica is committing
+        else:
+            raise StateError(f"state database {self.path} stayed locked")
+        try:
+            for key, value in puts.items():
+                if value is None:
+                    db.execute("DELETE FROM state WHERE key=?", (key,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+            for key, delta in adds.items():
+                row = db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+                current = parse_int(bytes(row[0]) if row else None)
+                db.execute(
+                    "INSERT OR REPLACE INTO state VALUES (?, ?)",
+                    (key, str(current + delta).encode()),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        rows = self._db.execute(
+            "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
+            (len(prefix), prefix, limit),
+        ).fetchall()
+        return [(bytes(k), bytes(v)) for k, v in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+_MISSING = object()
+
+
+@dataclass
+class StateTransaction:
+    """Writes of one batch, readable by the guest before they are committed.
+
+    An undo log lets the host take a savepoint before each guest call and roll
+    back to it when that call fails, so a message that traps half-way leaves
+    no state behind and its retry does not count twice.
+    """
+
+    store: StateStore
+    puts: dict[bytes, bytes | None] = field(default_factory=dict)
+    adds: dict[bytes, int] = field(default_factory=dict)
+    _undo: list[tuple[bytes, object, object]] = field(default_factory=list)
+
+    def _remember(self, key: bytes) -> None:
+        self._undo.append((key, self.puts.get(key, _MISSING), self.adds.get(key, _MISSING)))
+
+    def savepoint(self) -> int:
+        """A point to roll back to."""
+        return len(self._undo)
+
+    def rollback_to(self, savepoint: int) -> None:
+        """Undo every write made after ``savepoint``."""
+        while len(self._undo) > savepoint:
+            key, put, add = self._undo.pop()
+            if put is _MISSING:
+                self.puts.pop(key, None)
+            else:
+                self.puts[key] = put  # type: ignore[assignment]
+            if add is _MISSING:
+                self.adds.pop(key, None)
+            else:
+                self.adds[key] = add  # type: ignore[assignment]
+
+    def get(self, key: bytes) -> bytes | None:
+        """Read through this batch's writes to the committed value."""
+        base = self.puts[key] if key in self.puts else self.store.get(key)
+        if key in self.adds:
+            return str(parse_int(base) + self.adds[key]).encode()
+        return base
+
+    def put(self, key: bytes, value: bytes) -> None:
+        _check(key, value)
+        self._remember(key)
+        self.adds.pop(key, None)
+        self.puts[key] = value
+
+    def delete(self, key: bytes) -> None:
+        _check(key, b"")
+        self._remember(key)
+        self.adds.pop(key, None)
+        self.puts[key] = None
+
+    def add(self, key: bytes, delta: int) -> int:
+        """Add to a counter; returns the value this batch sees (other replicas may add too)."""
+        _check(key, b"")
+        self._remember(key)
+        if key in self.puts:
+            # A put earlier in the batch fixes the base: fold the delta into it.
+            value = parse_int(self.puts[key]) + delta
+            self.puts[key] = str(value).encode()
+            return value
+        value = parse_int(self.store.get(key)) + self.adds.get(key, 0) + delta
+        self.adds[key] = self.adds.get(key, 0) + delta
+        return value
+
+    def commit(self) -> None:
+        """Make the batch's writes durable (before its inputs are acknowledged)."""
+        self.store.apply(self.puts, self.adds)
+        self.rollback()
+
+    def rollback(self) -> None:
+        """Forget the batch's writes (its inputs will be redelivered)."""
+        self.puts, self.adds, self._undo = {}, {}, []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(set(self.puts) | set(self.adds))
+
+
+def _check(key: bytes, value: bytes) -> None:
+    if len(key) > MAX_KEY_BYTES:
+        raise StateError(f"state key of {len(key)} bytes exceeds {MAX_KEY_BYTES}")
+    if len(value) > MAX_VALUE_BYTES:
+        raise StateError(f"state value of {len(value)} bytes exceeds {MAX_VALUE_BYTES}")
