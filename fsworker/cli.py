@@ -26,10 +26,12 @@ from fsworker.engine import new_engine
 from fsworker.faults import fault_for
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import GuestInitError, GuestLimits, open_guest
+from fsworker.host_context import HostContext
 from fsworker.loop import ProcessingLoop
 from fsworker.module_check import InvalidModule, ModuleKind, classify
 from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
 from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
+from fsworker.state_store import SqliteStateStore
 
 log = structlog.get_logger("fsworker")
 
@@ -88,7 +90,9 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         if kind != ModuleKind(spec.kind):
             raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
         scratch = Path(tempfile.mkdtemp(prefix=f"fsworker-{spec.function}-{spec.replica}-"))
-        guest = open_guest(engine, module, kind, scratch, limits)
+        store = SqliteStateStore(Path(spec.state_path)) if spec.state_path else None
+        host = HostContext(spec.config, store)
+        guest = open_guest(engine, module, kind, scratch, limits, host=host)
     except (InvalidModule, GuestInitError) as exc:
         raise WorkerFailure(WorkerExit.BAD_MODULE, str(exc)) from None
     except OSError as exc:
@@ -111,6 +115,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         spec.max_batch,
         spec.heartbeat_interval,
         after_publish=_crash_after_publish if fault == "crash-after-publish" else None,
+        host=host,
     )
     if stop_requested:
         loop.stop()

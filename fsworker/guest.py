@@ -5,6 +5,23 @@ per input: the input's 0..N output records, or the ``GuestError`` that says why
 that input failed. One bad message never raises; after a trap, a timeout, an
 exhausted fuel budget or the memory limit, the guest is re-instantiated from
 the compiled module before the next message.
+
+Host API (docs/abi.md, imports from module ``fs``): ``open_guest(..., host=ctx)``
+binds a module's ``fs`` imports to a ``HostContext`` (fsworker/host_context.py).
+State, config and log imports change nothing else (``process_batch`` is still
+used). A module that imports any ``fs.msg_*`` or ``fs.set_output_*`` function
+(``guest.uses_message_metadata``) is called one message at a time, and then:
+
+* ``call_batch(inputs, metas)`` calls ``host.begin_message(metas[i])`` before
+  input ``i`` (an empty ``MessageMeta`` when ``metas`` is None);
+* afterwards ``guest.last_output_meta`` is a list with one ``OutputMeta`` per
+  input, in order: what the guest set for that input's output records (for a
+  failed input, an empty one). It applies to every record of that input.
+
+For any other guest ``last_output_meta`` is None after ``call_batch``: the
+outputs take no metadata from the guest. ``call_batch(inputs)`` without
+``metas`` is unchanged. State writes of a message that fails are discarded
+(see AbiGuest).
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import wasmtime
 
@@ -26,6 +43,9 @@ from fsworker.limits import (
     ticker,
 )
 from fsworker.module_check import ModuleKind
+
+if TYPE_CHECKING:
+    from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 
 # GuestError.kind values.
 TRAP = "trap"  # the guest trapped (unreachable, out-of-bounds access, stack overflow, ...)
@@ -86,8 +106,17 @@ Outcome = list[bytes] | GuestError  # 0..N output records, or why this input fai
 class Guest(Protocol):
     """What the processing loop needs from a user function."""
 
-    def call_batch(self, inputs: Sequence[bytes]) -> list[Outcome]:
-        """One outcome per input, in order; never raises for one bad message."""
+    # After call_batch: one OutputMeta per input for a guest that uses message
+    # metadata, else None (see the module docstring).
+    last_output_meta: list[OutputMeta] | None
+
+    def call_batch(
+        self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None
+    ) -> list[Outcome]:
+        """One outcome per input, in order; never raises for one bad message.
+
+        ``metas`` (one per input) is what the guest reads through ``fs.msg_*``.
+        """
         ...
 
     def call(self, data: bytes) -> list[bytes]:
@@ -217,11 +246,14 @@ def open_guest(
     *,
     batch: bool = True,
     fast: bool | None = None,
+    host: HostContext | None = None,
 ) -> Guest:
     """Instantiate the guest for its kind under ``limits``; raises GuestInitError.
 
     ``batch=False`` ignores a ``process_batch`` export (one ``process`` call per
     message); ``fast`` picks the call path (fsworker/fastcall.py; None: default).
+    ``host`` serves the module's ``fs`` imports (the host API); a module with
+    such imports and no ``host`` raises GuestInitError.
     Raises ValueError if ``limits.fuel`` is set but the engine does not meter fuel.
     """
     if limits.fuel is not None and not meters_fuel(engine):
@@ -231,7 +263,7 @@ def open_guest(
     if kind is ModuleKind.ABI:
         from fsworker.guest_abi import AbiGuest
 
-        return AbiGuest(engine, module, limits, batch=batch, fast=fast)
+        return AbiGuest(engine, module, limits, batch=batch, fast=fast, host=host)
     from fsworker.guest_stdio import StdioGuest
 
     return StdioGuest(engine, module, scratch_dir, limits)

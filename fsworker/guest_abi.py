@@ -7,12 +7,22 @@ back as, per input, an i32 ``n`` and then ``n`` records (u32 length + bytes), or
 for ``n < 0`` a u32 length + UTF-8 error text. A chunk that traps, times out,
 runs out of fuel or hits the memory limit as a whole is re-run one record per
 call on a fresh instance, so only the poisonous message fails.
+
+With the host API (fsworker/host_api.py) the module's ``fs`` imports are bound
+to a HostContext. Each call takes a state savepoint and rolls back to it when
+the call fails, so a failed message leaves no state behind. When some inputs of a
+``process_batch`` call fail and the call wrote state, its writes are undone and
+its inputs re-run one per call, so only the failed inputs' writes are dropped.
+A module that uses message metadata (``fs.msg_*``, ``fs.set_output_*``) is
+called one message per call (``process_batch`` with one input when it has
+one), with ``host.begin_message`` before each; see fsworker/guest.py.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import wasmtime
 
@@ -30,6 +40,8 @@ from fsworker.guest import (
     meters_fuel,
     trap_message,
 )
+from fsworker.host_api import MODULE as HOST_MODULE
+from fsworker.host_api import HostApi
 from fsworker.limits import (
     NO_DEADLINE,
     UNLIMITED_FUEL,
@@ -37,6 +49,10 @@ from fsworker.limits import (
     find_probe,
     ticker,
 )
+from fsworker.module_check import uses_message_metadata
+
+if TYPE_CHECKING:
+    from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 
 # A process_batch call carries at most this many records and (roughly) bytes; a
 # record larger than the byte cap goes alone. With a memory limit the byte cap
@@ -74,6 +90,7 @@ class AbiGuest:
         *,
         batch: bool = True,
         fast: bool | None = None,
+        host: HostContext | None = None,
     ) -> None:
         self._engine = engine
         self._module = module
@@ -88,6 +105,27 @@ class AbiGuest:
         self._timeout = limits.timeout_ms
         self._ticks1 = deadline_ticks(limits.timeout_ms)
         self._fuel = limits.fuel
+        self._linker = wasmtime.Linker(engine)
+        self._linker.define_wasi()
+        self._host = host
+        self._api: HostApi | None = None
+        host_imports = sorted(
+            f"{imp.module}.{imp.name}" for imp in module.imports if imp.module == HOST_MODULE
+        )
+        if host_imports:
+            if host is None:
+                more = ", ..." if len(host_imports) > 3 else ""
+                raise GuestInitError(
+                    f"module imports the host API ({', '.join(host_imports[:3])}{more}) "
+                    f"but the worker gave it no host context"
+                )
+            self._api = HostApi(host)
+            self._api.define(self._linker)
+            if not self._api.raw:
+                self._fast = False  # the fallback host functions need the public call path
+        # One message per call, with host.begin_message before each (fsworker/guest.py).
+        self.uses_message_metadata = self._api is not None and uses_message_metadata(module)
+        self.last_output_meta: list[OutputMeta] | None = None
         self.instances = 0  # how many times the guest was instantiated (1 + rebuilds)
         self._instantiate()
 
@@ -106,16 +144,23 @@ class AbiGuest:
         store.set_epoch_deadline(deadline_ticks(init_ms))
         if self._metered:
             store.set_fuel(UNLIMITED_FUEL)
-        linker = wasmtime.Linker(self._engine)
-        linker.define_wasi()
+        api = self._api
+        if api is not None:
+            api.attach(None)  # not the old instance's memory (a start function may call in)
         ticker.enter()
         try:
-            instance = linker.instantiate(store, self._module)
+            instance = self._linker.instantiate(store, self._module)
             exports = instance.exports(store)
+            memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
+            inv = invoker(store, memory, self._fast)
+            if api is not None:
+                api.attach(inv)  # before _initialize, which may call the host API
             init = exports.get("_initialize")
             if isinstance(init, wasmtime.Func):
                 init(store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            if api is not None:
+                api.raise_pending()
             if isinstance(exc, wasmtime.Trap) and exc.trap_code is wasmtime.TrapCode.INTERRUPT:
                 reason = f"_initialize did not finish within {init_ms} ms"
             else:
@@ -123,8 +168,6 @@ class AbiGuest:
             raise GuestInitError(f"module failed to initialise: {reason}") from None
         finally:
             ticker.leave()
-        memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
-        inv = invoker(store, memory, self._fast)
         self._store = store
         self._inv = inv
         self._alloc = inv.bind(exports["alloc"], 1, I32)  # type: ignore[arg-type]
@@ -152,19 +195,27 @@ class AbiGuest:
 
     def call(self, data: bytes) -> list[bytes]:
         """Process one input; raises GuestError (and rebuilds the instance when needed)."""
-        ticker.enter()
-        try:
-            outcome = self._batched([data])[0] if self._batch is not None else self._one(data)
-        finally:
-            ticker.leave()
+        outcome = self.call_batch([data])[0]
         if isinstance(outcome, GuestError):
             raise outcome
         return outcome
 
-    def call_batch(self, inputs: Sequence[bytes]) -> list[Outcome]:
-        """One outcome per input, in order; never raises GuestError."""
+    def call_batch(
+        self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None
+    ) -> list[Outcome]:
+        """One outcome per input, in order; never raises GuestError.
+
+        ``metas``: one MessageMeta per input, for a guest that uses message
+        metadata (others ignore it); ``last_output_meta`` then holds what the
+        guest set for each input's outputs (fsworker/guest.py).
+        """
+        if metas is not None and len(metas) != len(inputs):
+            raise ValueError(f"{len(metas)} message metadata for {len(inputs)} inputs")
         ticker.enter()
         try:
+            if self.uses_message_metadata:
+                return self._each_with_metadata(inputs, metas)
+            self.last_output_meta = None
             if self._batch is None:
                 one = self._one
                 return [one(data) for data in inputs]
@@ -174,6 +225,24 @@ class AbiGuest:
             return outcomes
         finally:
             ticker.leave()
+
+    def _each_with_metadata(
+        self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None
+    ) -> list[Outcome]:
+        """One call per input, each after ``host.begin_message``; fills last_output_meta."""
+        from fsworker.host_context import MessageMeta, OutputMeta
+
+        host = self._host
+        assert host is not None
+        outcomes: list[Outcome] = []
+        output_meta: list[OutputMeta] = []
+        for i, data in enumerate(inputs):
+            host.begin_message(metas[i] if metas is not None else MessageMeta())
+            outcome = self._batched([data])[0] if self._batch is not None else self._one(data)
+            outcomes.append(outcome)
+            output_meta.append(OutputMeta() if isinstance(outcome, GuestError) else host.output)
+        self.last_output_meta = output_meta
+        return outcomes
 
     # --- one message through process ----------------------------------------
 
@@ -188,6 +257,8 @@ class AbiGuest:
         try:
             return [self._inv.read(out_ptr, out_len)]
         except IndexError:
+            if self._api is not None:
+                self._api.rollback()
             return GuestError(
                 ABI,
                 f"process() returned output [{out_ptr}, +{out_len}) outside memory of "
@@ -208,17 +279,31 @@ class AbiGuest:
 
     def _batched(self, chunk: Sequence[bytes]) -> list[Outcome]:
         """Run one process_batch call; on a whole-call failure, one record per call."""
-        parts = [len(chunk).to_bytes(4, "little")]
-        for data in chunk:
-            parts.append(len(data).to_bytes(4, "little"))
-            parts.append(data)
         try:
-            packed = self._invoke(self._batch, "process_batch", b"".join(parts), len(chunk))
+            outcomes = self._batched_call(chunk)
         except _Failed as failed:
             if failed.retry and len(chunk) > 1:
                 # Whole-call failure: isolate the message(s) that cause it.
                 return [self._batched([data])[0] for data in chunk]
             return [failed.error] * len(chunk)
+        api = self._api
+        if api is not None and api.wrote:
+            failed_inputs = [isinstance(outcome, GuestError) for outcome in outcomes]
+            if any(failed_inputs):
+                # Keep no state writes of a failed input: undo the call's writes and
+                # re-run its inputs one per call (a failed single call undoes its own).
+                api.rollback()
+                if len(chunk) > 1 and not all(failed_inputs):
+                    return [self._batched([data])[0] for data in chunk]
+        return outcomes
+
+    def _batched_call(self, chunk: Sequence[bytes]) -> list[Outcome]:
+        """One process_batch call and its decoded output; raises _Failed."""
+        parts = [len(chunk).to_bytes(4, "little")]
+        for data in chunk:
+            parts.append(len(data).to_bytes(4, "little"))
+            parts.append(data)
+        packed = self._invoke(self._batch, "process_batch", b"".join(parts), len(chunk))
         out_ptr, out_len = (packed >> 32) & _U32, packed & _U32
         try:
             out = self._inv.read(out_ptr, out_len)
@@ -234,7 +319,21 @@ class AbiGuest:
     # --- the call itself --------------------------------------------------
 
     def _invoke(self, entry: object, name: str, data: bytes, count: int) -> int:
-        """alloc + copy + call ``entry``; the packed i64 result, or raises _Failed."""
+        """alloc + copy + call ``entry``; the packed i64 result, or raises _Failed.
+
+        With the host API, the call's state writes are undone when it fails.
+        """
+        api = self._api
+        if api is None:
+            return self._invoke_once(entry, name, data, count)
+        api.savepoint()
+        try:
+            return self._invoke_once(entry, name, data, count)
+        except _Failed:
+            api.rollback()
+            raise
+
+    def _invoke_once(self, entry: object, name: str, data: bytes, count: int) -> int:
         n = len(data)
         try:
             if self._timeout is not None:
@@ -262,6 +361,8 @@ class AbiGuest:
                 ) from None
             packed: int = entry(ptr, n)  # type: ignore[operator]
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            if self._api is not None:
+                self._api.raise_pending()  # a KeyboardInterrupt inside a host function
             error = classify_failure(exc, self._limits, self._probe, self._memory_size())
             # A trap can leave the instance's memory in any state: start a fresh one.
             self._instantiate()

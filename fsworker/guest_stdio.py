@@ -47,8 +47,12 @@ class StdioGuest:
         self._stdin = scratch / "stdin"
         self._stdout = scratch / "stdout"
 
-    def call_batch(self, inputs: Sequence[bytes]) -> list[Outcome]:
-        """One outcome per input, in order; never raises GuestError."""
+    # The stdio lane has no host API, so its outputs never carry guest-set metadata.
+    last_output_meta = None
+    uses_message_metadata = False
+
+    def call_batch(self, inputs: Sequence[bytes], metas: object = None) -> list[Outcome]:
+        """One outcome per input, in order; never raises GuestError (``metas`` is unused)."""
         outcomes: list[Outcome] = []
         for data in inputs:
             try:

@@ -17,6 +17,7 @@ Heartbeats are sent from this loop, so a loop stuck in the guest stops them.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from fscommon.protocol import EventKind
 from fsworker.codec import SchemaError, input_decoder, output_encoder
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest, GuestError
+from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 from fsworker.pulsar_io import PulsarIO
+from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.loop")
 
@@ -85,6 +88,7 @@ class ProcessingLoop:
         max_batch: int,
         heartbeat_interval: float,
         after_publish: Callable[[], None] | None = None,
+        host: HostContext | None = None,
     ) -> None:
         self._guest = guest
         self._io = io
@@ -96,6 +100,7 @@ class ProcessingLoop:
         self._max_batch = max_batch
         self._heartbeat_interval = heartbeat_interval
         self._after_publish = after_publish  # a test hook: runs between flush and ack
+        self._host = host
         self._decode = input_decoder(options)
         self._encode = output_encoder(options)
         self._effectively_once = options.guarantee == "effectively-once"
@@ -159,7 +164,8 @@ class ProcessingLoop:
                     payloads.append(None)
                     continue
             payloads.append(data)
-        outcomes = self._call_guest(payloads, failures)
+        outcomes = self._call_guest(batch, payloads, failures)
+        overrides = self._guest.last_output_meta
 
         done: list[pulsar.Message] = []
         retry: list[pulsar.Message] = []
@@ -173,7 +179,8 @@ class ProcessingLoop:
                     failure = (outcome.kind, str(outcome))
                 else:
                     try:
-                        published += self._publish(msg, outcome)
+                        override = overrides[i] if overrides is not None else None
+                        published += self._publish(msg, outcome, override)
                     except SchemaError as exc:
                         failure = ("schema", str(exc))
             if failure is None:
@@ -194,16 +201,21 @@ class ProcessingLoop:
                 )
                 retry.append(msg)
 
-        if published or dead:
-            try:
+        try:
+            if published or dead:
                 self._io.flush()
-            except pulsar.PulsarException as exc:
-                log.error("publishing failed; the batch will be redelivered", error=str(exc))
-                if not self._at_most_once:
-                    for msg in batch:
-                        consumer.negative_acknowledge(msg)
-                self.counters.failed += len(batch)
-                return
+            # State written while processing is durable before any input is acknowledged.
+            if self._host is not None and self._host.transaction is not None:
+                self._host.transaction.commit()
+        except (pulsar.PulsarException, StateError, sqlite3.Error) as exc:
+            log.error("publishing or committing state failed; redelivering", error=str(exc))
+            if self._host is not None and self._host.transaction is not None:
+                self._host.transaction.rollback()
+            if not self._at_most_once:
+                for msg in batch:
+                    consumer.negative_acknowledge(msg)
+            self.counters.failed += len(batch)
+            return
         if self._after_publish is not None:
             self._after_publish()
         if not self._at_most_once:
@@ -217,20 +229,41 @@ class ProcessingLoop:
         self.counters.published += published
 
     def _call_guest(
-        self, payloads: list[bytes | None], failures: dict[int, tuple[str, str]]
+        self,
+        batch: list[pulsar.Message],
+        payloads: list[bytes | None],
+        failures: dict[int, tuple[str, str]],
     ) -> list[Any]:
-        """Run the guest on the decodable payloads; outcomes line up with ``payloads``."""
-        if not failures:
-            return self._guest.call_batch(payloads)  # type: ignore[arg-type]
+        """Run the guest on the decodable payloads; outcomes line up with ``payloads``.
+
+        ``guest.last_output_meta`` is re-indexed the same way.
+        """
+        guest = self._guest
         index = [i for i, p in enumerate(payloads) if p is not None]
-        results = self._guest.call_batch([payloads[i] for i in index])  # type: ignore[misc]
+        metas = None
+        if guest.uses_message_metadata:
+            metas = [_message_meta(batch[i]) for i in index]
+        if not failures:
+            return guest.call_batch(payloads, metas)  # type: ignore[arg-type]
+        results = guest.call_batch([payloads[i] for i in index], metas)  # type: ignore[misc]
         outcomes: list[Any] = [None] * len(payloads)
         for i, result in zip(index, results, strict=True):
             outcomes[i] = result
+        if guest.last_output_meta is not None:
+            spread: list[Any] = [None] * len(payloads)
+            for i, meta in zip(index, guest.last_output_meta, strict=True):
+                spread[i] = meta
+            guest.last_output_meta = spread
         return outcomes
 
-    def _publish(self, msg: pulsar.Message, outputs: Sequence[bytes]) -> int:
-        """Send the outputs of one input (encoded first, so a bad one sends nothing)."""
+    def _publish(
+        self, msg: pulsar.Message, outputs: Sequence[bytes], override: OutputMeta | None
+    ) -> int:
+        """Send the outputs of one input (encoded first, so a bad one sends nothing).
+
+        What the guest set through the host API (``override``) replaces the
+        passed-through key and event time, and adds to the properties.
+        """
         if not outputs:
             return 0
         encode = self._encode
@@ -252,6 +285,12 @@ class ProcessingLoop:
             event_time = msg.event_timestamp()
             if event_time:
                 kwargs["event_timestamp"] = event_time
+        if override is not None:
+            props.update(override.properties)
+            if override.key is not None:
+                kwargs["partition_key"] = override.key
+            if override.event_time:
+                kwargs["event_timestamp"] = override.event_time
         for k, record in enumerate(records):
             if self._effectively_once:
                 kwargs["sequence_id"] = sequence_id(msg, k)
@@ -284,3 +323,12 @@ class ProcessingLoop:
             topic=msg.topic_name(),
             attempts=msg.redelivery_count() + 1,
         )
+
+
+def _message_meta(msg: pulsar.Message) -> MessageMeta:
+    """What the guest may read about its current input."""
+    return MessageMeta(
+        key=msg.partition_key() or None,
+        properties=dict(msg.properties()),
+        event_time=msg.event_timestamp() or 0,
+    )

@@ -11,6 +11,7 @@ import enum
 import structlog
 import wasmtime
 
+from fsworker import host_api
 from fsworker.limits import ProbeUnsupported, add_memory_probe
 
 log = structlog.get_logger("fsworker.module_check")
@@ -71,12 +72,55 @@ def _reason(exc: Exception) -> str:
 
 def classify(module: wasmtime.Module) -> ModuleKind:
     """Return the module's kind, or raise InvalidModule naming what is missing."""
+    host_imports = []
     for imp in module.imports:
-        if imp.module not in WASI_MODULES:
+        if imp.module == host_api.MODULE:
+            _check_host_import(imp)
+            host_imports.append(f"{imp.module}.{imp.name}")
+        elif imp.module not in WASI_MODULES:
             raise InvalidModule(
                 f"module imports unknown '{imp.module}.{imp.name}': only WASI preview 1 "
-                f"imports are provided (see docs/abi.md)"
+                f"and the '{host_api.MODULE}' host API are provided (see docs/abi.md)"
             )
+    kind = _kind(module)
+    if kind is ModuleKind.WASI_STDIO and host_imports:
+        raise InvalidModule(
+            f"module imports '{host_imports[0]}' but is a WASI command: the host API needs "
+            f"the Function Stream ABI (memory, alloc, process; see docs/abi.md)"
+        )
+    return kind
+
+
+def _check_host_import(imp: wasmtime.ImportType) -> None:
+    """InvalidModule unless ``imp`` is exactly an import of the host API."""
+    what = f"'{imp.module}.{imp.name}'"
+    if imp.name not in host_api.IMPORTS:
+        raise InvalidModule(
+            f"module imports unknown {what}: not in the Function Stream host API "
+            f"version {host_api.VERSION} (see docs/abi.md)"
+        )
+    ty = imp.type
+    if not isinstance(ty, wasmtime.FuncType):
+        raise InvalidModule(f"import {what} must be a function")
+    if not host_api.matches(imp.name, ty):
+        got = host_api.describe(list(ty.params), list(ty.results))
+        raise InvalidModule(
+            f"import {what} has type {got}, expected {host_api.expected_type(imp.name)}"
+        )
+
+
+def uses_message_metadata(module: wasmtime.Module) -> bool:
+    """Whether the module imports any ``fs.msg_*`` or ``fs.set_output_*`` function.
+
+    Such a module is called one message at a time (docs/abi.md, "Host API").
+    """
+    return any(
+        imp.module == host_api.MODULE and imp.name in host_api.METADATA_IMPORTS
+        for imp in module.imports
+    )
+
+
+def _kind(module: wasmtime.Module) -> ModuleKind:
     exports = {exp.name: exp.type for exp in module.exports}
     memory = exports.get("memory")
     alloc = exports.get("alloc")

@@ -286,3 +286,314 @@ STDIO_EXIT = """
   (memory (export "memory") 1)
   (func (export "_start") (call $exit (i32.const 3))))
 """
+
+
+# --- the host API, version 1 (fsworker/host_api.py, docs/abi.md "Host API") ---
+
+_HOST_IMPORTS = """
+  (import "fs" "state_get" (func $state_get (param i32 i32 i32 i32 i32)))
+  (import "fs" "state_put" (func $state_put (param i32 i32 i32 i32)))
+  (import "fs" "state_delete" (func $state_delete (param i32 i32)))
+  (import "fs" "state_add" (func $state_add (param i32 i32 i64 i32)))
+  (import "fs" "config_get" (func $config_get (param i32 i32 i32 i32 i32)))
+  (import "fs" "log" (func $log (param i32 i32 i32)))
+  (import "fs" "msg_key" (func $msg_key (param i32 i32 i32)))
+  (import "fs" "msg_property" (func $msg_property (param i32 i32 i32 i32 i32)))
+  (import "fs" "msg_event_time" (func $msg_event_time (param i32)))
+  (import "fs" "set_output_key" (func $set_output_key (param i32 i32)))
+  (import "fs" "set_output_property" (func $set_output_property (param i32 i32 i32 i32)))
+  (import "fs" "set_output_event_time" (func $set_output_event_time (param i64)))
+"""
+
+# Every import, driven by the first byte of the input (the rest is the argument; inputs
+# land at 1024, outputs go at 16384). Reads use a 4-byte buffer first and call again
+# with the full length: the output is '=', then '1' or '2' (calls made), then the value,
+# or '!' when missing. 'g' state_get, 'c' config_get, 'r' msg_property, 'k' msg_key,
+# 'h' state_get once with cap 4 into a '#'-filled buffer (output: the i32 length, then
+# 8 bytes of buffer); 'p' state_put (byte 1: key length, then key, then value),
+# 'd' state_delete, 'a' state_add 5 (output: the i64), 'l' log (byte 1: '0'..'3'),
+# 't' msg_event_time (the i64). 'K' set_output_key, 'P' set_output_property (byte 1:
+# name length), 'T' set_output_event_time (8 bytes LE), each echoing the input.
+# Misuse: 'B' a key pointer outside memory, 'S' a buffer running past memory,
+# 'O' state_add with its out_ptr outside memory, 'W' state_put then a trap, 'N'
+# state_put then error -1. Anything else is echoed.
+HOST_API = (
+    """
+(module"""
+    + _HOST_IMPORTS
+    + """
+  (memory (export "memory") 2)
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func $out (param $len i32) (result i64)
+    (i64.or (i64.const 70368744177664) (i64.extend_i32_u (local.get $len))))
+  (func $echo (param $len i32) (result i64)
+    (i64.or (i64.const 4398046511104) (i64.extend_i32_u (local.get $len))))
+  (func $get (param $which i32) (param $kp i32) (param $kl i32) (param $buf i32) (param $cap i32)
+    (if (i32.eq (local.get $which) (i32.const 0))
+      (then (call $state_get (local.get $kp) (local.get $kl) (local.get $buf) (local.get $cap)
+                             (i32.const 512))))
+    (if (i32.eq (local.get $which) (i32.const 1))
+      (then (call $config_get (local.get $kp) (local.get $kl) (local.get $buf) (local.get $cap)
+                              (i32.const 512))))
+    (if (i32.eq (local.get $which) (i32.const 2))
+      (then (call $msg_property (local.get $kp) (local.get $kl) (local.get $buf)
+                                (local.get $cap) (i32.const 512))))
+    (if (i32.eq (local.get $which) (i32.const 3))
+      (then (call $msg_key (local.get $buf) (local.get $cap) (i32.const 512)))))
+  (func $fetch (param $which i32) (param $kp i32) (param $kl i32) (result i64)
+    (local $n i32)
+    (i32.store (i32.const 512) (i32.const 0x5a5a5a5a))
+    (call $get (local.get $which) (local.get $kp) (local.get $kl) (i32.const 16386) (i32.const 4))
+    (local.set $n (i32.load (i32.const 512)))
+    (if (i32.lt_s (local.get $n) (i32.const 0))
+      (then
+        (i32.store8 (i32.const 16384) (i32.const 33))
+        (return (call $out (i32.const 1)))))
+    (i32.store8 (i32.const 16384) (i32.const 61))
+    (i32.store8 (i32.const 16385) (i32.const 49))
+    (if (i32.gt_u (local.get $n) (i32.const 4))
+      (then
+        (call $get (local.get $which) (local.get $kp) (local.get $kl) (i32.const 16386)
+                   (local.get $n))
+        (local.set $n (i32.load (i32.const 512)))
+        (i32.store8 (i32.const 16385) (i32.const 50))))
+    (call $out (i32.add (local.get $n) (i32.const 2))))
+  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+    (local $c i32) (local $k i32) (local $rest i32)
+    (if (i32.eqz (local.get $len)) (then (return (call $echo (i32.const 0)))))
+    (local.set $c (i32.load8_u (i32.const 1024)))
+    (local.set $rest (i32.sub (local.get $len) (i32.const 1)))
+    (local.set $k (i32.load8_u (i32.const 1025)))
+    (if (i32.eq (local.get $c) (i32.const 103))
+      (then (return (call $fetch (i32.const 0) (i32.const 1025) (local.get $rest)))))
+    (if (i32.eq (local.get $c) (i32.const 99))
+      (then (return (call $fetch (i32.const 1) (i32.const 1025) (local.get $rest)))))
+    (if (i32.eq (local.get $c) (i32.const 114))
+      (then (return (call $fetch (i32.const 2) (i32.const 1025) (local.get $rest)))))
+    (if (i32.eq (local.get $c) (i32.const 107))
+      (then (return (call $fetch (i32.const 3) (i32.const 0) (i32.const 0)))))
+    (if (i32.eq (local.get $c) (i32.const 104))
+      (then
+        (i64.store (i32.const 16388) (i64.const 0x2323232323232323))
+        (call $state_get (i32.const 1025) (local.get $rest) (i32.const 16388) (i32.const 4)
+                         (i32.const 16384))
+        (return (call $out (i32.const 12)))))
+    (if (i32.eq (local.get $c) (i32.const 112))
+      (then
+        (call $state_put (i32.const 1026) (local.get $k)
+                         (i32.add (i32.const 1026) (local.get $k))
+                         (i32.sub (local.get $rest) (i32.add (local.get $k) (i32.const 1))))
+        (return (call $out (i32.const 0)))))
+    (if (i32.eq (local.get $c) (i32.const 100))
+      (then
+        (call $state_delete (i32.const 1025) (local.get $rest))
+        (return (call $out (i32.const 0)))))
+    (if (i32.eq (local.get $c) (i32.const 97))
+      (then
+        (call $state_add (i32.const 1025) (local.get $rest) (i64.const 5) (i32.const 16384))
+        (return (call $out (i32.const 8)))))
+    (if (i32.eq (local.get $c) (i32.const 108))
+      (then
+        (call $log (i32.sub (local.get $k) (i32.const 48)) (i32.const 1026)
+                   (i32.sub (local.get $rest) (i32.const 1)))
+        (return (call $out (i32.const 0)))))
+    (if (i32.eq (local.get $c) (i32.const 116))
+      (then
+        (call $msg_event_time (i32.const 16384))
+        (return (call $out (i32.const 8)))))
+    (if (i32.eq (local.get $c) (i32.const 75))
+      (then (call $set_output_key (i32.const 1025) (local.get $rest))))
+    (if (i32.eq (local.get $c) (i32.const 80))
+      (then
+        (call $set_output_property
+              (i32.const 1026) (local.get $k)
+              (i32.add (i32.const 1026) (local.get $k))
+              (i32.sub (local.get $rest) (i32.add (local.get $k) (i32.const 1))))))
+    (if (i32.eq (local.get $c) (i32.const 84))
+      (then (call $set_output_event_time (i64.load (i32.const 1025)))))
+    (if (i32.eq (local.get $c) (i32.const 66))
+      (then
+        (call $state_get (i32.const 0x7fff0000) (i32.const 4) (i32.const 16384) (i32.const 16)
+                         (i32.const 512))))
+    (if (i32.eq (local.get $c) (i32.const 83))
+      (then
+        (call $state_get (i32.const 1025) (local.get $rest) (i32.const 16384)
+                         (i32.const 0x100000) (i32.const 512))))
+    (if (i32.eq (local.get $c) (i32.const 79))
+      (then
+        (call $state_add (i32.const 1025) (local.get $rest) (i64.const 1) (i32.const -16))))
+    (if (i32.eq (local.get $c) (i32.const 87))
+      (then
+        (call $state_put (i32.const 1025) (local.get $rest) (i32.const 1025) (local.get $rest))
+        unreachable))
+    (if (i32.eq (local.get $c) (i32.const 78))
+      (then
+        (call $state_put (i32.const 1025) (local.get $rest) (i32.const 1025) (local.get $rest))
+        (return (i64.const -1))))
+    (call $echo (local.get $len))))
+"""
+)
+
+# State only, with process_batch: each input adds 1 to the state key equal to the
+# input, then is echoed; 'E...' is then rejected (n = -1), 'X...' traps the call.
+STATE_BATCH = """
+(module
+  (import "fs" "state_add" (func $state_add (param i32 i32 i64 i32)))
+  (memory (export "memory") 4)
+  (global $out (mut i32) (i32.const 0))
+  (data (i32.const 512) "rejected")
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func $first (param $p i32) (param $n i32) (result i32)
+    (if (result i32) (local.get $n)
+      (then (i32.load8_u (local.get $p))) (else (i32.const 0))))
+  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+    (local $c i32)
+    (call $state_add (local.get $ptr) (local.get $len) (i64.const 1) (i32.const 600))
+    (local.set $c (call $first (local.get $ptr) (local.get $len)))
+    (if (i32.eq (local.get $c) (i32.const 88)) (then unreachable))
+    (if (i32.eq (local.get $c) (i32.const 69)) (then (return (i64.const -1))))
+    (i64.or
+      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+      (i64.extend_i32_u (local.get $len))))
+  (func $put32 (param $v i32)
+    (i32.store (global.get $out) (local.get $v))
+    (global.set $out (i32.add (global.get $out) (i32.const 4))))
+  (func $record (param $p i32) (param $n i32)
+    (call $put32 (local.get $n))
+    (memory.copy (global.get $out) (local.get $p) (local.get $n))
+    (global.set $out (i32.add (global.get $out) (local.get $n))))
+  (func (export "process_batch") (param $ptr i32) (param $len i32) (result i64)
+    (local $count i32) (local $i i32) (local $at i32) (local $n i32) (local $p i32) (local $c i32)
+    (global.set $out (i32.const 131072))
+    (local.set $count (i32.load (local.get $ptr)))
+    (local.set $at (i32.add (local.get $ptr) (i32.const 4)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (local.set $n (i32.load (local.get $at)))
+        (local.set $p (i32.add (local.get $at) (i32.const 4)))
+        (local.set $at (i32.add (local.get $p) (local.get $n)))
+        (call $state_add (local.get $p) (local.get $n) (i64.const 1) (i32.const 600))
+        (local.set $c (call $first (local.get $p) (local.get $n)))
+        (if (i32.eq (local.get $c) (i32.const 88)) (then unreachable))
+        (if (i32.eq (local.get $c) (i32.const 69))
+          (then
+            (call $put32 (i32.const -1))
+            (call $record (i32.const 512) (i32.const 8)))
+          (else
+            (call $put32 (i32.const 1))
+            (call $record (local.get $p) (local.get $n))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i64.or
+      (i64.shl (i64.const 131072) (i64.const 32))
+      (i64.extend_i32_u (i32.sub (global.get $out) (i32.const 131072))))))
+"""
+
+# For measuring: process gets a u32 count N and a key, and makes N x (state_get of
+# the key into a 64-byte buffer, state_put of the key with 8 bytes). process_batch
+# does one state_get + state_put of each input that starts with '+' (the input is the
+# key), none for others, and echoes every input.
+HOST_COST = """
+(module
+  (import "fs" "state_get" (func $get (param i32 i32 i32 i32 i32)))
+  (import "fs" "state_put" (func $put (param i32 i32 i32 i32)))
+  (memory (export "memory") 4)
+  (global $out (mut i32) (i32.const 0))
+  (data (i32.const 256) "12345678")
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+    (local $i i32) (local $n i32) (local $kp i32) (local $kl i32)
+    (local.set $n (i32.load (local.get $ptr)))
+    (local.set $kp (i32.add (local.get $ptr) (i32.const 4)))
+    (local.set $kl (i32.sub (local.get $len) (i32.const 4)))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (call $get (local.get $kp) (local.get $kl) (i32.const 320) (i32.const 64) (i32.const 300))
+        (call $put (local.get $kp) (local.get $kl) (i32.const 256) (i32.const 8))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))
+    (i64.const 0))
+  (func $put32 (param $v i32)
+    (i32.store (global.get $out) (local.get $v))
+    (global.set $out (i32.add (global.get $out) (i32.const 4))))
+  (func (export "process_batch") (param $ptr i32) (param $len i32) (result i64)
+    (local $count i32) (local $i i32) (local $at i32) (local $n i32) (local $p i32)
+    (global.set $out (i32.const 131072))
+    (local.set $count (i32.load (local.get $ptr)))
+    (local.set $at (i32.add (local.get $ptr) (i32.const 4)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (local.set $n (i32.load (local.get $at)))
+        (local.set $p (i32.add (local.get $at) (i32.const 4)))
+        (local.set $at (i32.add (local.get $p) (local.get $n)))
+        (if (i32.eq (i32.load8_u (local.get $p)) (i32.const 43))
+          (then
+            (call $get (local.get $p) (local.get $n) (i32.const 320) (i32.const 64)
+                       (i32.const 300))
+            (call $put (local.get $p) (local.get $n) (i32.const 256) (i32.const 8))))
+        (call $put32 (i32.const 1))
+        (call $put32 (local.get $n))
+        (memory.copy (global.get $out) (local.get $p) (local.get $n))
+        (global.set $out (i32.add (global.get $out) (local.get $n)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i64.or
+      (i64.shl (i64.const 131072) (i64.const 32))
+      (i64.extend_i32_u (i32.sub (global.get $out) (i32.const 131072))))))
+"""
+
+# _initialize reads config "greeting" and logs it at info level (a missing value gives
+# length -1, so the log call then has a length past memory and traps).
+HOST_INIT = """
+(module
+  (import "fs" "config_get" (func $config_get (param i32 i32 i32 i32 i32)))
+  (import "fs" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "greeting")
+  (func (export "_initialize")
+    (call $config_get (i32.const 100) (i32.const 8) (i32.const 200) (i32.const 64) (i32.const 196))
+    (call $log (i32.const 1) (i32.const 200) (i32.load (i32.const 196))))
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "process") (param i32 i32) (result i64) (i64.const 0)))
+"""
+
+
+def _host_module(imports: str) -> str:
+    return f"""
+(module
+  {imports}
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) (i32.const 0))
+  (func (export "process") (param i32 i32) (result i64) (i64.const 0)))
+"""
+
+
+# Refused at create: a misspelt import, a known one with the wrong type, a non-function.
+HOST_UNKNOWN_IMPORT = _host_module('(import "fs" "state_gett" (func (param i32 i32 i32 i32 i32)))')
+HOST_WRONG_SIGNATURE = _host_module(
+    '(import "fs" "state_get" (func (param i32 i32 i32 i32) (result i32)))'
+)
+HOST_NOT_A_FUNCTION = _host_module('(import "fs" "log" (global i32))')
+
+# A WASI command cannot use the host API (it has no long-lived instance).
+HOST_IN_COMMAND = """
+(module
+  (import "fs" "log" (func (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")))
+"""
+
+# A start function that calls the host API: it runs inside instantiation, before the
+# host has the instance's memory, so the call traps.
+HOST_START = """
+(module
+  (import "fs" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func $start (call $log (i32.const 1) (i32.const 0) (i32.const 2)))
+  (start $start)
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "process") (param i32 i32) (result i64) (i64.const 0)))
+"""
