@@ -30,3 +30,4 @@ format:
 examples:
 	FS_SETUP_TOOLCHAINS=1 PYTHON=$(PYTHON) scripts/setup.sh
 	$(MAKE) -C examples/basic
+	$(MAKE) -C examples/wordcount
