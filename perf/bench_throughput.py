@@ -214,6 +214,28 @@ class CpuMark:
         self.total = sum(t)
 
 
+def machine_busy(seconds: float = 2.0) -> float:
+    """% of all CPUs busy over ``seconds``: what else runs on the machine (should be ~0)."""
+    a = psutil.cpu_times()
+    time.sleep(seconds)
+    b = psutil.cpu_times()
+    idle = (b.idle + getattr(b, "iowait", 0.0)) - (a.idle + getattr(a, "iowait", 0.0))
+    total = sum(b) - sum(a)
+    return 100 * (total - idle) / total if total > 0 else 0.0
+
+
+def wait_quiet(limit_pct: float = 15.0, max_wait: float = 60.0) -> float:
+    """Wait up to ``max_wait`` s until other load has passed (this is a shared 2-CPU machine);
+    returns the last busy % seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = machine_busy(0.5)
+        if busy <= limit_pct or time.monotonic() >= deadline:
+            return busy
+        progress(f"    waiting for other load to pass ({busy:.0f} % of the CPUs busy) ...")
+        time.sleep(2)
+
+
 # --- draining a backlog -------------------------------------------------------------------
 
 
@@ -312,6 +334,7 @@ print("ready", flush=True)
 receive, send, ack = consumer.receive, producer.send_async, consumer.acknowledge
 received = batches = 0
 first = last = None
+flushing = 0.0
 while not stop:
     try:
         batch = [receive(100)]
@@ -326,14 +349,16 @@ while not stop:
             break
     for msg in batch:
         send(msg.data(), None)
+    t = time.monotonic()
     producer.flush()
+    flushing += time.monotonic() - t
     for msg in batch:
         ack(msg)
     last = time.monotonic()
     received += len(batch)
     batches += 1
-print(json.dumps({"received": received, "batches": batches, "first": first, "last": last}),
-      flush=True)
+print(json.dumps({"received": received, "batches": batches, "first": first, "last": last,
+                  "flushing": flushing}), flush=True)
 consumer.close()
 producer.close()
 client.close()
@@ -475,9 +500,9 @@ def throughput_raw(env: Env, payload: str) -> dict[str, float | None]:
         res["pre-fill msg/s"] = fill
         res["batch size (mean)"] = own["received"] / max(1, own["batches"])
         if own["first"] and own["last"] and own["last"] > own["first"]:
-            res["msg/s (own: first receive to last ack)"] = own["received"] / (
-                own["last"] - own["first"]
-            )
+            busy = own["last"] - own["first"]
+            res["msg/s (own: first receive to last ack)"] = own["received"] / busy
+            res["time in flush (%)"] = 100 * own["flushing"] / busy
         extra = env.admin.published(output) - env.n
         res["duplicates"] = max(0, extra)
         return res
@@ -760,7 +785,13 @@ def print_report(doc: dict[str, Any]) -> None:
         f"machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, Pulsar {m['pulsar']} "
         f"standalone, pulsar-client {m['pulsar_client']}, wasmtime {m['wasmtime']}"
     )
-    print(f"load average: {m['loadavg_start']} at start, {m.get('loadavg_end', '?')} at end")
+    print(
+        f"load average: {m['loadavg_start']} at start, {m.get('loadavg_end', '?')} at end; "
+        f"CPU busy with the broker and fsd idle: {m['busy_before_pct']:.0f} % before, "
+        f"{m['busy_after_pct']:.0f} % after"
+    )
+    if max(m["busy_before_pct"], m["busy_after_pct"]) > 10:
+        print("WARNING: something else keeps this machine busy; the figures below suffer from it")
     if doc["broker_conf"]:
         print(f"broker settings added to fsd's embedded standalone.conf: {doc['broker_conf']}")
     lim = doc.get("broker_limit")
@@ -778,6 +809,14 @@ def print_report(doc: dict[str, Any]) -> None:
             f"({lim['consume: records received']:,} records)"
         )
         print()
+    tp = doc["throughput"]
+    if tp:
+        _print_throughput(doc)
+    if doc["latency"]:
+        _print_latency(doc)
+
+
+def _print_throughput(doc: dict[str, Any]) -> None:
     tp = doc["throughput"]
     print(
         "Throughput: drain N pre-filled messages; counted on the output topic "
@@ -806,12 +845,21 @@ def print_report(doc: dict[str, Any]) -> None:
     for label, res in tp.items():
         if label.startswith(RAW):
             print(
-                f"  ({label}: mean batch {_num(_med(res, 'batch size (mean)'))} messages; its own "
-                f"first-receive-to-last-ack rate "
+                f"  ({label}: mean batch {_num(_med(res, 'batch size (mean)'))} messages, "
+                f"{_num(_med(res, 'time in flush (%)'))} % of its time waiting in flush(); its "
+                f"own first-receive-to-last-ack rate "
                 f"{_num(_med(res, 'msg/s (own: first receive to last ack)'))} msg/s; pre-fill "
                 f"{_num(_med(res, 'pre-fill msg/s'))} msg/s)"
             )
+    print(
+        "  (CPU us/msg: the measured process(es), i.e. the pass-through process or all replicas; "
+        "broker: the Pulsar JVM;\n   rest: everything else on the machine, this script and fsd "
+        "included; busy %: all CPUs; all over the 10-90 % window)"
+    )
     print()
+
+
+def _print_latency(doc: dict[str, Any]) -> None:
     lat = doc["latency"]
     print(
         f"Latency at {LATENCY_RATE:,} msg/s for {doc['latency_seconds']:.0f} s "
@@ -837,9 +885,28 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
-    if not opts.no_pulsar_perf:
+    if "broker" in opts.only and not opts.no_pulsar_perf:
         progress("broker limit (pulsar-perf) ...")
+        busy = wait_quiet()
         doc["broker_limit"] = broker_limit(env, opts.perf_seconds)
+        doc["broker_limit"]["machine CPU busy just before (%)"] = busy
+    doc["throughput"], doc["ceilings"], doc["latency"] = {}, {}, {}
+    if "throughput" in opts.only:
+        throughput_all(env, opts, doc)
+    if "latency" in opts.only:
+        for label, through in ((f"{RAW}, JSON", RAW), ("FS basic JSON, 1 replica", "fs")):
+            progress(f"latency: {label}, {LATENCY_RATE} msg/s for {opts.latency_seconds:.0f} s ...")
+            busy = wait_quiet()
+            res = latency_run(env, through, opts.latency_seconds)
+            res["machine CPU busy just before (%)"] = busy
+            doc["latency"][label] = res
+            progress(
+                f"    p50 {res['p50 ms']:.2f} ms, p99 {res['p99 ms']:.2f} ms, "
+                f"max {res['max ms']:.2f} ms, lost {res['lost']}"
+            )
+
+
+def throughput_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
 
     echo_wasm = env.workdir / "echo.wasm"
     echo_wasm.write_bytes(wasmtime.wat2wasm(BATCH_ECHO))
@@ -873,7 +940,9 @@ def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
     for run in range(opts.runs):
         for label, measure in paths:
             progress(f"throughput run {run + 1}/{opts.runs}: {label} ...")
+            busy = wait_quiet()
             res = measure()
+            res["machine CPU busy just before (%)"] = busy
             for key, value in res.items():
                 if value is not None:
                     samples[label].setdefault(key, []).append(float(value))
@@ -896,16 +965,6 @@ def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
             ceilings[label] = value
     doc["ceilings"] = ceilings
 
-    doc["latency"] = {}
-    for label, through in ((f"{RAW}, JSON", RAW), ("FS basic JSON, 1 replica", "fs")):
-        progress(f"latency: {label}, {LATENCY_RATE} msg/s for {opts.latency_seconds:.0f} s ...")
-        res = latency_run(env, through, opts.latency_seconds)
-        doc["latency"][label] = res
-        progress(
-            f"    p50 {res['p50 ms']:.2f} ms, p99 {res['p99 ms']:.2f} ms, "
-            f"max {res['max ms']:.2f} ms, lost {res['lost']}"
-        )
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -916,6 +975,12 @@ def main() -> int:
         "--warmup", type=int, default=1, help="uncounted rounds of the first two paths (1)"
     )
     parser.add_argument("--no-pulsar-perf", action="store_true", help="skip the broker limit")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["broker", "throughput", "latency"],
+        help="run only these parts (repeat; default: all three)",
+    )
     parser.add_argument(
         "--broker-conf",
         action="append",
@@ -928,6 +993,7 @@ def main() -> int:
     opts.messages = opts.messages or (50_000 if opts.quick else 200_000)
     opts.runs = opts.runs or (1 if opts.quick else 3)
     opts.latency_seconds = 10.0 if opts.quick else 20.0
+    opts.only = opts.only or ["broker", "throughput", "latency"]
     opts.perf_seconds = 9  # ends just before pulsar-perf's 10 s stats tick, so it exits at once
     if opts.messages < 1000 or opts.runs < 1 or opts.warmup < 0:
         parser.error("--messages must be >= 1000, --runs >= 1, --warmup >= 0")
@@ -964,7 +1030,9 @@ def main() -> int:
         progress("starting fsd ...")
         fsd.start()
         env = Env(broker, client, fsd, root, opts.messages)
+        doc["machine"]["busy_before_pct"] = machine_busy()
         run_all(env, opts, doc)
+        doc["machine"]["busy_after_pct"] = machine_busy()
         code = fsd.stop()
         if code != 0:
             raise BenchError(f"fsd exited with {code}:\n{fsd.log_tail()}")

@@ -22,10 +22,8 @@ def pulsar_url() -> Iterator[str]:
         os.environ.setdefault("FS_TEST_PULSAR_ADMIN_URL", "http://127.0.0.1:8080")
         yield os.environ["FS_TEST_PULSAR_URL"]
         return
-    from fscommon import logs
     from fsd.broker import EmbeddedPulsar
 
-    logs.configure("warning")
     data = Path(tempfile.mkdtemp(prefix="fs-test-pulsar-"))
     broker = EmbeddedPulsar(data_dir=data, broker_port=free_port(), web_port=free_port())
     broker.start()

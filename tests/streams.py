@@ -70,13 +70,13 @@ class OutputCollector:
         )
         self.seen: Counter[str] = Counter()
 
-    def collect_until(self, count: int, timeout: float) -> Counter[str]:
-        """Read until ``count`` distinct records arrived (or timeout), then a little more."""
+    def collect_until(self, count: int, timeout: float, quiet: float = 1.0) -> Counter[str]:
+        """Read until ``count`` distinct records arrived (or timeout), then ``quiet`` more."""
         deadline = time.monotonic() + timeout
         while len(self.seen) < count and time.monotonic() < deadline:
             self._drain(200)
         # Late duplicates would arrive right behind: give them a moment to show.
-        quiet_until = time.monotonic() + 1.0
+        quiet_until = time.monotonic() + quiet
         while time.monotonic() < quiet_until:
             self._drain(100)
         return self.seen
