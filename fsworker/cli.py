@@ -7,6 +7,7 @@ Normally started by fsd, never by hand: ``fsworker --spec '<json>'``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,6 +35,8 @@ from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
 from fsworker.state_store import SqliteStateStore
 
 log = structlog.get_logger("fsworker")
+
+_SCRATCH_DIRS: list[Path] = []
 
 
 class WorkerFailure(Exception):
@@ -90,6 +93,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         if kind != ModuleKind(spec.kind):
             raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
         scratch = Path(tempfile.mkdtemp(prefix=f"fsworker-{spec.function}-{spec.replica}-"))
+        _SCRATCH_DIRS.append(scratch)  # removed at exit: the stdio lane's stdin/stdout files
         store = SqliteStateStore(Path(spec.state_path)) if spec.state_path else None
         host = HostContext(spec.config, store)
         guest = open_guest(engine, module, kind, scratch, limits, host=host)
@@ -167,6 +171,8 @@ def main(spec_json: str) -> None:
         code = WorkerExit.CRASH
     finally:
         link.close()
+        for path in _SCRATCH_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
     # os._exit: the Pulsar C++ client's threads must not hold the exit up.
     sys.stderr.flush()
     os._exit(int(code))
