@@ -75,10 +75,21 @@ class SqliteStateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit that returned survives a power cut, which is what lets us ack.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        # Replicas open a fresh database at the same moment; switching it to WAL takes an
+        # exclusive lock that SQLite may refuse at once ("database is locked") instead of
+        # waiting, so retry for a while.
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a commit that returned survives a power cut, which lets us ack.
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise StateError(f"cannot open state database {path}: {exc}") from None
+                time.sleep(0.02)
 
     def get(self, key: bytes) -> bytes | None:
         row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()

@@ -64,3 +64,21 @@ def test_scan_by_prefix(tmp_path):
     store.apply({b"w:a": b"1", b"w:b": b"2", b"x": b"3"}, {})
     assert store.scan(b"w:", 10) == [(b"w:a", b"1"), (b"w:b", b"2")]
     assert store.scan(b"", 1) == [(b"w:a", b"1")]
+
+
+def test_replicas_opening_a_fresh_database_at_once_all_succeed(tmp_path):
+    path = tmp_path / "fresh.sqlite3"
+    errors = []
+
+    def open_it():
+        try:
+            SqliteStateStore(path).close()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
