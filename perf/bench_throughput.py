@@ -12,8 +12,8 @@ the same broker:
 3. Function Stream draining the same pre-filled backlog through a bytes echo
    function (100 B, to compare with 2. directly) and examples/basic (JSON
    records of about 40 B) at 1, 2 and 4 replicas;
-4. end-to-end latency at a fixed 1,000 msg/s through the raw pass-through and
-   through 1 replica of examples/basic.
+4. end-to-end latency at a fixed 1,000 msg/s through the broker alone (one hop),
+   the raw pass-through and 1 replica of examples/basic.
 
 Throughput is counted on the output topic (the broker's ``msgInCounter``, polled
 every 50 ms), so every path is timed the same way: until N outputs are on the
@@ -21,6 +21,7 @@ output topic. It never asserts timings: it exits 0 unless something failed to
 work (then 1, keeping the broker data and fsd log and naming where).
 
     python perf/bench_throughput.py [--messages N] [--runs R] [--quick] [--json]
+        [--only broker|throughput|latency] [--broker-conf KEY=VALUE] [--no-pulsar-perf]
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ STALL_S = 60.0  # no progress for this long: something is broken
 LATENCY_RATE = 1000  # msg/s
 LATENCY_WARMUP_S = 2.0
 RAW = "raw pass-through"
+DIRECT = "broker only"
 
 
 class BenchPulsar(EmbeddedPulsar):
@@ -147,17 +149,22 @@ class Admin:
     def _topic_url(self, topic: str) -> str:
         return f"{self.url}/admin/v2/persistent/public/default/{topic}"
 
-    def published(self, topic: str) -> int:
-        """How many messages the broker has accepted on ``topic`` (0 before the first)."""
+    def counters(self, topic: str) -> tuple[int, int]:
+        """(msgInCounter, msgOutCounter) of ``topic``; (0, 0) before it exists."""
         try:
             with urllib.request.urlopen(self._topic_url(topic) + "/stats", timeout=10) as resp:
-                return int(json.loads(resp.read())["msgInCounter"])
+                stats = json.loads(resp.read())
+                return int(stats["msgInCounter"]), int(stats["msgOutCounter"])
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
-                return 0
+                return 0, 0
             raise BenchError(f"topic stats of {topic}: HTTP {exc.code}") from None
         except (OSError, ValueError, KeyError) as exc:
             raise BenchError(f"topic stats of {topic}: {exc}") from None
+
+    def published(self, topic: str) -> int:
+        """How many messages the broker has accepted on ``topic`` (0 before the first)."""
+        return self.counters(topic)[0]
 
     def delete(self, *topics: str) -> None:
         """Delete topics (and their data), so the broker stays small over many runs."""
@@ -207,6 +214,7 @@ class CpuMark:
     """CPU counters at one moment: the measured processes, the broker, the whole machine."""
 
     def __init__(self, pids: list[int], broker_pid: int) -> None:
+        self.pids = sorted(pids)
         self.procs = cpu_seconds(pids) if pids else None
         self.broker = cpu_seconds([broker_pid])
         t = psutil.cpu_times()
@@ -221,7 +229,7 @@ def machine_busy(seconds: float = 2.0) -> float:
     b = psutil.cpu_times()
     idle = (b.idle + getattr(b, "iowait", 0.0)) - (a.idle + getattr(a, "iowait", 0.0))
     total = sum(b) - sum(a)
-    return 100 * (total - idle) / total if total > 0 else 0.0
+    return max(0.0, 100 * (total - idle) / total) if total > 0 else 0.0
 
 
 def wait_quiet(limit_pct: float = 15.0, max_wait: float = 60.0) -> float:
@@ -234,6 +242,18 @@ def wait_quiet(limit_pct: float = 15.0, max_wait: float = 60.0) -> float:
             return busy
         progress(f"    waiting for other load to pass ({busy:.0f} % of the CPUs busy) ...")
         time.sleep(2)
+
+
+def crossing(samples: list[tuple[float, int]], target: float) -> float | None:
+    """When a (time, count) series reached ``target``, interpolated between samples."""
+    prev_t, prev_c = samples[0]
+    for t, c in samples:
+        if c >= target:
+            if c == prev_c:
+                return t
+            return prev_t + (t - prev_t) * (target - prev_c) / (c - prev_c)
+        prev_t, prev_c = t, c
+    return None
 
 
 # --- draining a backlog -------------------------------------------------------------------
@@ -272,14 +292,8 @@ class Drain:
 
     def when(self, count: float) -> float:
         """The interpolated time the output count reached ``count``."""
-        prev_t, prev_c = self.samples[0]
-        for t, c in self.samples:
-            if c >= count:
-                if c == prev_c:
-                    return t
-                return prev_t + (t - prev_t) * (count - prev_c) / (c - prev_c)
-            prev_t, prev_c = t, c
-        return self.samples[-1][0]
+        found = crossing(self.samples, count)
+        return self.samples[-1][0] if found is None else found
 
     def results(self, started: float) -> dict[str, float | None]:
         n = self.target
@@ -293,6 +307,8 @@ class Drain:
         }
         (_, ca, ma), (_, cb, mb) = self.marks["lo"], self.marks["hi"]
         done = cb - ca
+        if ma.pids != mb.pids:  # a replica restarted in between: its CPU is not comparable
+            ma.procs = mb.procs = None
         if done > 0:
             if ma.procs is not None and mb.procs is not None:
                 out["CPU us/msg: measured processes"] = (mb.procs - ma.procs) / done * 1e6
@@ -539,10 +555,16 @@ def throughput_fs(env: Env, wasm: Path, payload: str, replicas: int) -> dict[str
 # --- latency ------------------------------------------------------------------------------
 
 
+def _nothing() -> None:
+    return None
+
+
 def latency_run(env: Env, through: str, seconds: float) -> dict[str, Any]:
     """Send JSON records at LATENCY_RATE with the send time in "name"; time their outputs."""
     base = unique("lat")
     topic, output = f"{base}-in", f"{base}-out"
+    if through == DIRECT:
+        output = topic  # one hop: the consumer reads the input topic itself
     consumer = env.client.subscribe(
         output,
         "latency",
@@ -577,10 +599,11 @@ def latency_run(env: Env, through: str, seconds: float) -> dict[str, Any]:
 
     thread = threading.Thread(target=reader, daemon=True)
     try:
+        check = _nothing  # one hop: no process in between to check on
         if through == RAW:
             proc = PassThrough(env.broker.url, topic, output)
             check = proc.check
-        else:
+        elif through != DIRECT:
             fn = FsFunction(env.fsd, BASIC_WASM, 1, topic, output)
             fn.wait_created()
             check = fn.check
@@ -654,10 +677,14 @@ def provision_perf() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def pulsar_perf(home: Path, args: list[str], timeout: float = 120) -> list[tuple[float, str]]:
-    """Run FsPulsarPerf; its output lines with the time each was read."""
+def pulsar_perf(
+    home: Path, args: list[str], count: Callable[[], int], done: Callable[[int, list[str]], bool]
+) -> tuple[list[str], list[tuple[float, int]]]:
+    """Run FsPulsarPerf, sampling a broker-side counter every 0.2 s; SIGTERM it once ``done``
+    (its shutdown hook still prints the aggregated line: log4j's own hook is off)."""
     cmd = [
         find_java(),
+        "-Dlog4j2.shutdownHookEnabled=false",
         f"-Dlog4j2.configurationFile={home / 'log4j2.xml'}",
         "-cp",
         f"{home / 'launcher'}:{home / 'lib'}/*",
@@ -665,65 +692,92 @@ def pulsar_perf(home: Path, args: list[str], timeout: float = 120) -> list[tuple
         *args,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[tuple[float, str]] = []
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
-    try:
+    lines: list[str] = []
+
+    def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            lines.append((time.monotonic(), line.rstrip("\n")))
-        code = proc.wait()
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 120
+    terminated = False
+    try:
+        while proc.poll() is None:
+            samples.append((time.monotonic(), count()))
+            if not terminated and done(samples[-1][1], lines):
+                proc.send_signal(signal.SIGTERM)
+                terminated = True
+            if time.monotonic() > deadline:
+                raise BenchError(f"pulsar-perf {args[0]} did not finish within 120 s")
+            time.sleep(0.2)
+        reader.join(10)
     finally:
-        killer.cancel()
-    if code != 0:
-        tail = "\n".join(text for _t, text in lines[-15:])
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    code = proc.returncode
+    if code != 0 and not (terminated and code == 128 + signal.SIGTERM):
+        tail = "\n".join(lines[-15:])
         raise BenchError(f"pulsar-perf {args[0]} exited with {code}:\n{tail}")
-    return lines
+    return lines, samples
 
 
-def _first(lines: list[tuple[float, str]], needle: str) -> float | None:
-    return next((t for t, text in lines if needle in text), None)
-
-
-def _aggregated(lines: list[tuple[float, str]], what: str) -> tuple[int, float]:
-    for _t, text in lines:
+def _aggregated(lines: list[str]) -> tuple[int, float] | None:
+    for text in lines:
         m = _AGGREGATED.search(text)
         if m:
             return int(m.group(1)), float(m.group(3))
-    raise BenchError(f"pulsar-perf {what}: no 'Aggregated throughput stats' line in its output")
+    return None
+
+
+def steady_rate(samples: list[tuple[float, int]], total: int) -> float | None:
+    """msg/s between 10 % and 90 % of ``total`` in (time, count) samples, interpolated."""
+
+    if not samples or total <= 0:
+        return None
+    lo, hi = crossing(samples, total * 0.1), crossing(samples, total * 0.9)
+    if lo is None or hi is None or hi <= lo:
+        return None
+    return total * 0.8 / (hi - lo)
 
 
 def broker_limit(env: Env, seconds: int) -> dict[str, Any]:
-    """pulsar-perf produce (100 B, unthrottled) for ``seconds``, then consume that backlog."""
+    """pulsar-perf produce (100 B, unthrottled) for ``seconds``, then consume that backlog.
+
+    The headline figures are the broker's own counters (the topic's msgInCounter and
+    msgOutCounter, sampled every 0.2 s, between 10 % and 90 % of the total): pulsar-perf's
+    aggregated rates divide by the time since its JVM started, client setup included.
+    """
     home = provision_perf()
     topic = unique("perf")
     url = env.broker.url
+    out: dict[str, Any] = {}
     try:
         progress(f"  pulsar-perf produce -s 100 -time {seconds} ...")
-        lines = pulsar_perf(
+        lines, samples = pulsar_perf(
             home,
             ["produce", "-u", url, "-r", "10000000", "-s", "100", "-time", str(seconds), topic],
+            lambda: env.admin.counters(topic)[0],
+            lambda _n, lines: any("Closed Producer" in text for text in lines),
         )
-        sent, perf_rate = _aggregated(lines, "produce")
-        # pulsar-perf's own rate divides by the time since its start, including client setup
-        # and the wait for its 10 s stats tick; the broker's count over the producing window
-        # (producer created -> producer closed, all sends confirmed) is the steadier figure.
-        t0, t1 = _first(lines, "Created 1 producers"), _first(lines, "Closed Producer")
-        stored = env.admin.published(topic)
-        out: dict[str, Any] = {
-            "produce: pulsar-perf aggregated msg/s": perf_rate,
-            "produce: records sent": sent,
-        }
-        if t0 is not None and t1 is not None and t1 > t0:
-            out["produce: broker msgInCounter / producing window msg/s"] = stored / (t1 - t0)
-        progress(f"  pulsar-perf consume -time {seconds} (the backlog just produced) ...")
-        lines = pulsar_perf(
+        stored = env.admin.counters(topic)[0]
+        agg = _aggregated(lines)
+        out["produce: broker msg/s (10-90 %)"] = steady_rate(samples, stored)
+        out["produce: messages"] = stored
+        out["produce: pulsar-perf aggregated msg/s"] = agg[1] if agg else None
+        progress("  pulsar-perf consume (the backlog just produced) ...")
+        lines, samples = pulsar_perf(
             home,
-            ["consume", "-u", url, "-sp", "Earliest", "-ss", "perf", "-time", str(seconds), topic],
+            ["consume", "-u", url, "-sp", "Earliest", "-ss", "perf", "-time", "100", topic],
+            lambda: env.admin.counters(topic)[1],
+            lambda n, _lines: n >= stored,
         )
-        got, perf_rate = _aggregated(lines, "consume")
-        out["consume: pulsar-perf aggregated msg/s"] = perf_rate
-        out["consume: records received"] = got
+        agg = _aggregated(lines)
+        out["consume: broker msg/s (10-90 %)"] = steady_rate(samples, stored)
+        out["consume: pulsar-perf aggregated msg/s"] = agg[1] if agg else None
         return out
     finally:
         env.admin.delete(topic)
@@ -799,14 +853,18 @@ def print_report(doc: dict[str, Any]) -> None:
     if lim:
         print("Broker limit (pulsar-perf 4.0.8, Java client, 100 B messages, unthrottled):")
         print(
-            f"  produce: {_num(lim.get('produce: broker msgInCounter / producing window msg/s'))}"
-            f" msg/s over the producing window (pulsar-perf's aggregated line: "
-            f"{_num(lim['produce: pulsar-perf aggregated msg/s'])} msg/s, "
-            f"{lim['produce: records sent']:,} records)"
+            f"  produce: {_num(lim['produce: broker msg/s (10-90 %)'])} msg/s "
+            f"({lim['produce: messages']:,} messages; pulsar-perf's aggregated line: "
+            f"{_num(lim['produce: pulsar-perf aggregated msg/s'])} msg/s)"
         )
         print(
-            f"  consume the backlog: {_num(lim['consume: pulsar-perf aggregated msg/s'])} msg/s "
-            f"({lim['consume: records received']:,} records)"
+            f"  consume that backlog: {_num(lim['consume: broker msg/s (10-90 %)'])} msg/s "
+            f"(pulsar-perf's aggregated line: "
+            f"{_num(lim['consume: pulsar-perf aggregated msg/s'])} msg/s)"
+        )
+        print(
+            "  (the broker's own in/out counters between 10 % and 90 % of the messages; "
+            "pulsar-perf's rates\n   also count its JVM's client setup)"
         )
         print()
     tp = doc["throughput"]
@@ -866,12 +924,12 @@ def _print_latency(doc: dict[str, Any]) -> None:
         f"(after {LATENCY_WARMUP_S:.0f} s warm-up), JSON records, send -> output received:"
     )
     print(
-        f"  {'path':<30} {'ops/s':>7} {'failed ops/s':>12} {'p50 ms':>7} {'p95 ms':>7} "
+        f"  {'path':<34} {'ops/s':>7} {'failed ops/s':>12} {'p50 ms':>7} {'p95 ms':>7} "
         f"{'p99 ms':>7} {'max ms':>7}"
     )
     for label, r in lat.items():
         print(
-            f"  {label:<30} {_num(r['ops/s'], '{:.1f}'):>7} {_num(r['failed ops/s'], '{:.1f}'):>12}"
+            f"  {label:<34} {_num(r['ops/s'], '{:.1f}'):>7} {_num(r['failed ops/s'], '{:.1f}'):>12}"
             f" {_num(r['p50 ms'], '{:.2f}'):>7} {_num(r['p95 ms'], '{:.2f}'):>7} "
             f"{_num(r['p99 ms'], '{:.2f}'):>7} {_num(r['max ms'], '{:.2f}'):>7}"
         )
@@ -894,7 +952,12 @@ def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
     if "throughput" in opts.only:
         throughput_all(env, opts, doc)
     if "latency" in opts.only:
-        for label, through in ((f"{RAW}, JSON", RAW), ("FS basic JSON, 1 replica", "fs")):
+        paths = (
+            (f"{DIRECT}: producer -> consumer", DIRECT),
+            (f"{RAW}, JSON", RAW),
+            ("FS basic JSON, 1 replica", "fs"),
+        )
+        for label, through in paths:
             progress(f"latency: {label}, {LATENCY_RATE} msg/s for {opts.latency_seconds:.0f} s ...")
             busy = wait_quiet()
             res = latency_run(env, through, opts.latency_seconds)
@@ -994,7 +1057,7 @@ def main() -> int:
     opts.runs = opts.runs or (1 if opts.quick else 3)
     opts.latency_seconds = 10.0 if opts.quick else 20.0
     opts.only = opts.only or ["broker", "throughput", "latency"]
-    opts.perf_seconds = 9  # ends just before pulsar-perf's 10 s stats tick, so it exits at once
+    opts.perf_seconds = 10
     if opts.messages < 1000 or opts.runs < 1 or opts.warmup < 0:
         parser.error("--messages must be >= 1000, --runs >= 1, --warmup >= 0")
     if any("=" not in kv for kv in opts.broker_conf):
