@@ -35,21 +35,34 @@ def avro_schema(options: FunctionOptions) -> Any:
     return AvroSchema(None, schema_definition=json.loads(options.avro_schema or "{}"))
 
 
+def _utf8_checker(what: str) -> Callable[[bytes], bytes]:
+    """Passes UTF-8 text through; anything else is a SchemaError about ``what``."""
+
+    def check(data: bytes) -> bytes:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SchemaError(f"{what} is not UTF-8 text: {exc}") from None
+        return data
+
+    return check
+
+
+def _parse_json(data: bytes, complaint: str) -> Any:
+    """The JSON document in ``data``; a SchemaError starting with ``complaint`` if none."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{complaint}: {_first_line(exc)}") from None
+
+
 def input_decoder(options: FunctionOptions) -> Callable[[bytes], bytes] | None:
     """bytes -> bytes for the guest; None when the payload passes untouched (bytes)."""
     kind = options.input_schema
     if kind == "bytes":
         return None
     if kind == "string":
-
-        def decode_string(data: bytes) -> bytes:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise SchemaError(f"input is not UTF-8 text: {exc}") from None
-            return data
-
-        return decode_string
+        return _utf8_checker("input")
     if kind == "json":
         validator = None
         if options.json_schema is not None:
@@ -58,10 +71,7 @@ def input_decoder(options: FunctionOptions) -> Callable[[bytes], bytes] | None:
             validator = jsonschema.Draft202012Validator(options.json_schema)
 
         def decode_json(data: bytes) -> bytes:
-            try:
-                doc = json.loads(data)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise SchemaError(f"input is not valid JSON: {_first_line(exc)}") from None
+            doc = _parse_json(data, "input is not valid JSON")
             if validator is not None:
                 error = next(iter(validator.iter_errors(doc)), None)
                 if error is not None:
@@ -90,22 +100,11 @@ def output_encoder(options: FunctionOptions) -> Callable[[bytes], Any] | None:
     if kind == "bytes":
         return None
     if kind == "string":
-
-        def encode_string(data: bytes) -> bytes:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise SchemaError(f"function output is not UTF-8 text: {exc}") from None
-            return data
-
-        return encode_string
+        return _utf8_checker("function output")
     if kind == "json":
 
         def encode_json(data: bytes) -> bytes:
-            try:
-                json.loads(data)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise SchemaError(f"function output is not JSON: {_first_line(exc)}") from None
+            _parse_json(data, "function output is not JSON")
             return data
 
         return encode_json

@@ -239,12 +239,11 @@ class ProcessingLoop:
         ``guest.last_output_meta`` is re-indexed the same way.
         """
         guest = self._guest
-        index = [i for i, p in enumerate(payloads) if p is not None]
-        metas = None
-        if guest.uses_message_metadata:
-            metas = [_message_meta(batch[i]) for i in index]
-        if not failures:
+        if not failures:  # the common case: no index bookkeeping on the hot path
+            metas = [_message_meta(m) for m in batch] if guest.uses_message_metadata else None
             return guest.call_batch(payloads, metas)  # type: ignore[arg-type]
+        index = [i for i, p in enumerate(payloads) if p is not None]
+        metas = [_message_meta(batch[i]) for i in index] if guest.uses_message_metadata else None
         results = guest.call_batch([payloads[i] for i in index], metas)  # type: ignore[misc]
         outcomes: list[Any] = [None] * len(payloads)
         for i, result in zip(index, results, strict=True):

@@ -26,13 +26,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -47,6 +44,7 @@ import pulsar  # noqa: E402
 from fscommon import logs  # noqa: E402
 from fsctl.client import call  # noqa: E402
 from fsd.broker import PULSAR_VERSION, EmbeddedPulsar  # noqa: E402
+from perf.harness import BenchError, interrupt, machine_info, progress, summary  # noqa: E402
 from tests.helpers import Fsd, free_port, unique  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 
@@ -58,24 +56,7 @@ PULSAR_FLOOR = "python: import pulsar, client, subscribe, producer"
 WORKER_FLOOR = "python: all of the above (worker-shaped)"
 
 
-class BenchError(Exception):
-    """Something did not work (as opposed to being slow)."""
-
-
 # --- statistics ---------------------------------------------------------------------------
-
-
-def summary(samples: list[float]) -> dict[str, Any]:
-    """median/min/max of the samples (None when there are none)."""
-    if not samples:
-        return {"n": 0, "median": None, "min": None, "max": None, "samples": []}
-    return {
-        "n": len(samples),
-        "median": statistics.median(samples),
-        "min": min(samples),
-        "max": max(samples),
-        "samples": [round(s, 6) for s in samples],
-    }
 
 
 @dataclass
@@ -492,11 +473,6 @@ def measure_fsd(
 W = 50  # label column
 
 
-def progress(text: str) -> None:
-    """Progress lines go to stderr, so --json output stays clean."""
-    print(text, file=sys.stderr, flush=True)
-
-
 def _s(v: float | None) -> str:
     return "    -  " if v is None else f"{v:7.3f}"
 
@@ -568,38 +544,7 @@ def print_report(doc: dict[str, Any]) -> None:
     print(f"  broker RSS (Pulsar standalone JVM, -Xmx512m): {doc['broker_rss'] / 2**20:.1f} MB")
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "pulsar": PULSAR_VERSION,
-        "pulsar_client": _version("pulsar-client"),
-        "wasmtime": _version("wasmtime"),
-        "loadavg_start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
 # --- main ---------------------------------------------------------------------------------
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -612,7 +557,7 @@ def main() -> int:
         parser.error("--runs must be >= 1")
     logs.configure("warning")
     # SIGTERM ends the benchmark like Ctrl-C: through the finally blocks below.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     os.environ.pop("FS_TEST_PULSAR_ADMIN_URL", None)  # we pass --pulsar-admin-url ourselves
 
     doc: dict[str, Any] = {"runs": opts.runs, "warmup": opts.warmup, "machine": machine_info()}

@@ -35,15 +35,12 @@ if str(REPO) not in sys.path:
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -60,6 +57,7 @@ import wasmtime  # noqa: E402
 from fscommon import logs  # noqa: E402
 from fsctl.client import call  # noqa: E402
 from fsd.broker import PULSAR_VERSION, EmbeddedPulsar, find_java  # noqa: E402
+from perf.harness import BenchError, interrupt, machine_info, progress, summary  # noqa: E402
 from tests.helpers import Fsd, free_port, unique  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 from tests.wasm_fixtures import BATCH_ECHO  # noqa: E402
@@ -88,29 +86,7 @@ class BenchPulsar(EmbeddedPulsar):
         return conf
 
 
-class BenchError(Exception):
-    """Something did not work (as opposed to being slow)."""
-
-
-def progress(text: str) -> None:
-    """Progress lines go to stderr, so --json output stays clean."""
-    print(text, file=sys.stderr, flush=True)
-
-
 # --- statistics ---------------------------------------------------------------------------
-
-
-def summary(samples: list[float]) -> dict[str, Any]:
-    """median/min/max of the samples (None when there are none)."""
-    if not samples:
-        return {"n": 0, "median": None, "min": None, "max": None, "samples": []}
-    return {
-        "n": len(samples),
-        "median": statistics.median(samples),
-        "min": min(samples),
-        "max": max(samples),
-        "samples": [round(s, 3) for s in samples],
-    }
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -786,33 +762,6 @@ def broker_limit(env: Env, seconds: int) -> dict[str, Any]:
 # --- report -------------------------------------------------------------------------------
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "pulsar": PULSAR_VERSION,
-        "pulsar_client": _version("pulsar-client"),
-        "wasmtime": _version("wasmtime"),
-        "loadavg_start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
 def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if v is None else fmt.format(v)
 
@@ -938,10 +887,6 @@ def _print_latency(doc: dict[str, Any]) -> None:
 # --- main ---------------------------------------------------------------------------------
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
     if "broker" in opts.only and not opts.no_pulsar_perf:
         progress("broker limit (pulsar-perf) ...")
@@ -1063,7 +1008,7 @@ def main() -> int:
     if any("=" not in kv for kv in opts.broker_conf):
         parser.error("--broker-conf takes KEY=VALUE")
     logs.configure("warning")
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     os.environ.pop("FS_TEST_PULSAR_ADMIN_URL", None)  # we pass --pulsar-admin-url ourselves
 
     doc: dict[str, Any] = {
