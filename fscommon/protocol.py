@@ -79,7 +79,10 @@ def _unpack(frame: bytes, limit: int) -> dict[str, Any]:
     try:
         obj = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"frame is not valid msgpack: {exc}") from None
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"frame is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})",
+        ) from None
     if not isinstance(obj, dict):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST, f"envelope must be a map, got {type(obj).__name__}"
@@ -88,7 +91,8 @@ def _unpack(frame: bytes, limit: int) -> dict[str, Any]:
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.VERSION_MISMATCH,
-            f"protocol version {version!r} is not supported (this side speaks {PROTOCOL_VERSION})",
+            f"protocol version {repr(version)[:40]} is not supported (this side speaks "
+            f"{PROTOCOL_VERSION})",
         )
     return obj
 
@@ -98,9 +102,19 @@ def encode_request(request_id: int, cmd: str, args: dict[str, Any] | None = None
     return _pack({"v": PROTOCOL_VERSION, "id": request_id, "cmd": cmd, "args": args or {}})
 
 
+REQUEST_FIELDS = ("v", "id", "cmd", "args")
+
+
 def decode_request(frame: bytes) -> Request:
     """Decode and validate a control request; raises ProtocolError."""
     obj = _unpack(frame, MAX_REQUEST_BYTES)
+    extra = sorted(str(key)[:40] for key in obj if key not in REQUEST_FIELDS)
+    if extra:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"unexpected envelope field(s) {', '.join(map(repr, extra[:5]))}; a request has "
+            f"only {', '.join(REQUEST_FIELDS)}",
+        )
     request_id, cmd, args = obj.get("id"), obj.get("cmd"), obj.get("args", {})
     if not isinstance(request_id, int) or isinstance(request_id, bool):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "envelope field 'id' must be an integer")

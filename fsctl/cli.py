@@ -27,22 +27,58 @@ from fscommon.function_options import (
 )
 from fscommon.paths import default_control_endpoint
 from fsctl import output as show
-from fsctl.client import CommandFailed, Unreachable, call
+from fsctl.client import ClientCurve, CommandFailed, Unreachable, call
 
 
 class Ctx:
     """Options shared by every command."""
 
-    def __init__(self, endpoint: str, timeout: float) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: float,
+        server_key: str | None = None,
+        client_key: str | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.server_key = server_key
+        self.client_key = client_key
+
+    def curve(self) -> ClientCurve | None:
+        """CURVE keys from --server-key/--client-key; a tcp:// endpoint requires them."""
+        from fscommon.curve_keys import KeyFileError, read_public_key, read_secret_key
+
+        if not self.server_key and not self.client_key:
+            if self.endpoint.startswith("tcp://"):
+                show.error(
+                    f"{self.endpoint} is a TCP endpoint: fsd only serves it with CURVE keys. "
+                    f"Give --server-key FILE (fsd's public key) and --client-key FILE (your "
+                    f"secret key), or FSCTL_SERVER_KEY/FSCTL_CLIENT_KEY; see 'fsctl keygen'"
+                )
+                sys.exit(CtlExit.USAGE)
+            return None
+        if not self.server_key or not self.client_key:
+            missing = "--server-key" if not self.server_key else "--client-key"
+            show.error(f"CURVE needs both --server-key and --client-key; {missing} is missing")
+            sys.exit(CtlExit.USAGE)
+        try:
+            server = read_public_key(self.server_key, "server public key file (--server-key)")
+            public, secret = read_secret_key(
+                self.client_key, "client secret key file (--client-key)"
+            )
+        except KeyFileError as exc:
+            show.error(str(exc))
+            sys.exit(CtlExit.USAGE)
+        return ClientCurve(server, public, secret)
 
     def call(
         self, cmd: str, args: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
         """Send a request to fsd; errors end the command with the right exit code."""
+        curve = self.curve()
         try:
-            return call(self.endpoint, cmd, args, timeout or self.timeout)
+            return call(self.endpoint, cmd, args, timeout or self.timeout, curve)
         except Unreachable as exc:
             show.error(str(exc))
             sys.exit(CtlExit.UNREACHABLE)
@@ -94,10 +130,28 @@ def _read_module(archive: str) -> bytes:
 @click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for fsd."
 )
+@click.option(
+    "--server-key",
+    envvar="FSCTL_SERVER_KEY",
+    show_envvar=True,
+    help="fsd's CURVE public key file (tcp:// endpoints).",
+)
+@click.option(
+    "--client-key",
+    envvar="FSCTL_CLIENT_KEY",
+    show_envvar=True,
+    help="Your CURVE secret key file (tcp:// endpoints).",
+)
 @click.pass_context
-def main(ctx: click.Context, endpoint: str, timeout: float) -> None:
+def main(
+    ctx: click.Context,
+    endpoint: str,
+    timeout: float,
+    server_key: str | None,
+    client_key: str | None,
+) -> None:
     """Control Function Stream: run WebAssembly functions on Pulsar topics."""
-    ctx.obj = Ctx(endpoint, timeout)
+    ctx.obj = Ctx(endpoint, timeout, server_key, client_key)
 
 
 def _data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -455,6 +509,42 @@ def events(ctx: Ctx, name: str | None, count: int | None) -> None:
         pass
     finally:
         sock.close()
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the key files.",
+)
+@click.option("--name", help="File name stem (NAME.key, NAME.key_secret). [default: your user]")
+def keygen(out_dir: str, name: str | None) -> None:
+    """Create a CURVE key pair (Z85 text): NAME.key (public) and NAME.key_secret (0600).
+
+    For fsd: point curve_secret_key at its .key_secret and give its .key to
+    clients (--server-key). For a client: put its .key in fsd's
+    curve_allowed_clients directory and use its .key_secret as --client-key.
+    """
+    import getpass
+    import re
+
+    from fscommon.curve_keys import KeyFileError, write_keypair
+
+    name = name or getpass.getuser()
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name):
+        raise click.BadParameter(
+            f"{name!r}: use 1-64 letters, digits, '_', '.' or '-'", param_hint="--name"
+        )
+    try:
+        public, secret = write_keypair(Path(out_dir), name)
+    except (KeyFileError, OSError) as exc:
+        show.error(str(exc))
+        sys.exit(CtlExit.FAILED)
+    click.echo(f"public key: {public}")
+    click.echo(f"secret key: {secret} (mode 0600; keep it private)")
 
 
 @main.command()

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import itertools
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
 from fscommon.paths import ipc_path
 from fscommon.protocol import ProtocolError, decode_reply, encode_request
+
+
+@dataclass(frozen=True)
+class ClientCurve:
+    """CURVE keys (Z85) for a TCP endpoint: fsd's public key and this client's key pair."""
+
+    server_public: bytes
+    client_public: bytes
+    client_secret: bytes
 
 
 class Unreachable(Exception):
@@ -35,7 +45,24 @@ def _unreachable(endpoint: str, why: str) -> Unreachable:
     )
 
 
-def call(endpoint: str, cmd: str, args: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+def _no_reply(endpoint: str, timeout: float, curve: ClientCurve | None) -> Unreachable:
+    if curve is None:
+        return _unreachable(endpoint, f"no reply within {timeout:.0f}s")
+    # A CURVE server that refuses a key sends nothing back: silence is all fsctl sees.
+    return Unreachable(
+        f"no reply from fsd at {endpoint} within {timeout:.0f}s: fsd may have refused "
+        f"authentication. Check that your client public key is in fsd's curve_allowed_clients "
+        f"and that --server-key/FSCTL_SERVER_KEY is fsd's public key; else check that fsd runs"
+    )
+
+
+def call(
+    endpoint: str,
+    cmd: str,
+    args: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    curve: ClientCurve | None = None,
+) -> Any:
     """Send one request and return the reply's data; raises Unreachable or CommandFailed."""
     path = ipc_path(endpoint)
     if path is not None and not path.exists():
@@ -46,12 +73,16 @@ def call(endpoint: str, cmd: str, args: dict[str, Any] | None = None, timeout: f
     sock = ctx.socket(zmq.DEALER)
     # Never hang on exit with an unsent request, nor wait on a lost reply.
     sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        sock.curve_serverkey = curve.server_public
+        sock.curve_publickey = curve.client_public
+        sock.curve_secretkey = curve.client_secret
     try:
         sock.connect(endpoint)
         request_id = next(_ids)
         sock.send(encode_request(request_id, cmd, args))
         if not sock.poll(int(timeout * 1000), zmq.POLLIN):
-            raise _unreachable(endpoint, f"no reply within {timeout:.0f}s")
+            raise _no_reply(endpoint, timeout, curve)
         try:
             reply = decode_reply(sock.recv())
         except ProtocolError as exc:

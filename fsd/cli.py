@@ -17,7 +17,7 @@ import structlog
 from fscommon import logs
 from fsd.broker import BrokerError
 from fsd.config import SETTINGS, ConfigError, FsdConfig, read_config_file
-from fsd.control_server import EndpointInUse
+from fsd.control_server import ControlEndpointError
 
 log = structlog.get_logger("fsd")
 
@@ -76,7 +76,7 @@ def main(log_json: bool | None, check_config: bool, **values: Any) -> None:
 
     try:
         code = Daemon(config).run()
-    except (BrokerError, EndpointInUse) as exc:
+    except (BrokerError, ControlEndpointError) as exc:
         log.error(str(exc))
         click.echo(f"fsd: {exc}", err=True)
         sys.exit(1)

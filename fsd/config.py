@@ -48,6 +48,11 @@ SETTINGS: list[Setting] = [
     Setting("backoff_base", float, "First restart delay in seconds.", 0.5),
     Setting("backoff_cap", float, "Longest restart delay in seconds.", 30.0),
     Setting("log_level", str, "debug, info, warning or error.", "info"),
+    # security (docs/security.md)
+    Setting("control_group", str, "Group owning the ipc control socket (mode 0660)."),
+    Setting("curve_secret_key", str, "fsd's CURVE secret key file (for a tcp:// endpoint)."),
+    Setting("curve_allowed_clients", str, "Client public key file or directory (CURVE)."),
+    Setting("max_request_bytes", int, "Largest control request accepted.", 64 * 1024 * 1024),
 ]
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -76,6 +81,11 @@ class FsdConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     log_level: str = "info"
+    # security
+    control_group: str | None = None
+    curve_secret_key: str | None = None
+    curve_allowed_clients: str | None = None
+    max_request_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> FsdConfig:
@@ -102,6 +112,13 @@ class FsdConfig:
             raise ConfigError(
                 f"log_level must be debug, info, warning or error: {self.log_level!r}"
             )
+        self.curve_server()  # security settings: raises ConfigError naming the setting
+
+    def curve_server(self) -> Any:
+        """Check the security settings; fsd's CurveServer keys, or None without CURVE."""
+        from fsd.security_config import check_security
+
+        return check_security(self)
 
     def as_dict(self) -> dict[str, Any]:
         """For --check-config."""

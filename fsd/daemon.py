@@ -24,7 +24,7 @@ from fscommon.worker_spec import WorkerSpec
 from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
 from fsd.config import FsdConfig
-from fsd.control_server import ControlServer
+from fsd.control_server import ControlServer, group_id, restrict_ipc_socket
 from fsd.function_spec import FunctionSpec
 from fsd.handlers import make_handlers
 from fsd.package_store import PackageStore
@@ -140,7 +140,15 @@ class Daemon:
         # Claim the endpoint first: a second fsd must fail before it touches the broker.
         # Requests that arrive while the broker starts wait in the socket.
         self._ctx = zmq.Context()
-        control = ControlServer(self._ctx, self.config.endpoint, make_handlers(self))
+        self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
+        control = ControlServer(
+            self._ctx,
+            self.config.endpoint,
+            make_handlers(self),
+            group=self.config.control_group,
+            curve=self.config.curve_server(),
+            max_request_bytes=self.config.max_request_bytes,
+        )
         if not self.config.pulsar_url:
             self.broker = EmbeddedPulsar(
                 data_dir=self.config.state_dir / "pulsar",
@@ -170,7 +178,10 @@ class Daemon:
         transitions_path = Path(self.config.transitions_endpoint[len("ipc://") :])
         transitions_path.unlink(missing_ok=True)
         self._transitions.bind(self.config.transitions_endpoint)
-        os.chmod(transitions_path, 0o660)
+        restrict_ipc_socket(
+            transitions_path,
+            group_id(self.config.control_group) if self.config.control_group else None,
+        )
 
         self.admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
         if self.admin_url:
@@ -186,6 +197,8 @@ class Daemon:
 
         poller = zmq.Poller()
         poller.register(control.socket, zmq.POLLIN)
+        if control.zap_socket is not None:
+            poller.register(control.zap_socket, zmq.POLLIN)
         poller.register(events, zmq.POLLIN)
         poller.register(wake_r.fileno(), zmq.POLLIN)
         shutdown_deadline: float | None = None
@@ -200,6 +213,8 @@ class Daemon:
                 ready = dict(poller.poll(timeout))
                 if wake_r.fileno() in ready:
                     _drain(wake_r)
+                if control.zap_socket is not None and control.zap_socket in ready:
+                    control.handle_zap()
                 if control.socket in ready:
                     control.handle_readable()
                 if events in ready:
