@@ -88,7 +88,8 @@ def _unpack(frame: bytes, limit: int) -> dict[str, Any]:
             ErrorCode.BAD_REQUEST, f"envelope must be a map, got {type(obj).__name__}"
         )
     version = obj.get("v")
-    if version != PROTOCOL_VERSION:
+    # type() too: msgpack's true and 1.0 compare equal to 1 but are not version 1.
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.VERSION_MISMATCH,
             f"protocol version {repr(version)[:40]} is not supported (this side speaks "

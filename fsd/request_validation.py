@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fscommon.protocol import ErrorCode
-from fsd.function_spec import MAX_REPLICAS, SpecInvalid, validate_name, validate_topic
+from fsd.function_spec import (
+    MAX_REPLICAS,
+    NAME_RE,
+    TOPIC_RE,
+    SpecInvalid,
+    validate_name,
+    validate_topic,
+)
 
 # Limits a legitimate request never comes near; they bound what one request can make fsd store.
 MAX_INPUTS = 100
@@ -145,6 +152,9 @@ def function_name(value: Any) -> None:
     """A function name (it becomes a file name under the state dir, so no path characters)."""
     try:
         validate_name(value)
+        # fullmatch: the pattern's '$' would also accept a trailing newline ('victim\n').
+        if not NAME_RE.fullmatch(value):
+            raise SpecInvalid(f"invalid function name {value!r}: no line breaks")
     except SpecInvalid as exc:
         raise _Bad("a function name", full_message=str(exc)) from None
 
@@ -155,6 +165,8 @@ def topic(what: str) -> Check:
     def check(value: Any) -> None:
         try:
             validate_topic(value, what)
+            if not TOPIC_RE.fullmatch(value):
+                raise SpecInvalid(f"invalid {what} topic {value!r}: no line breaks")
         except SpecInvalid as exc:
             raise _Bad("a topic name", full_message=str(exc)) from None
 
