@@ -11,7 +11,6 @@ import structlog
 from fscommon.protocol import ErrorCode
 from fsd.control_server import Deferred, Handler, HandlerError
 from fsd.function_spec import (
-    MAX_REPLICAS,
     FunctionSpec,
     SpecInvalid,
     validate_config,
@@ -205,16 +204,7 @@ class _Handlers:
 
     def scale(self, args: dict[str, Any]) -> Any:
         name, spec = self._existing(args)
-        replicas = args.get("replicas")
-        if (
-            not isinstance(replicas, int)
-            or isinstance(replicas, bool)
-            or not (1 <= replicas <= MAX_REPLICAS)
-        ):
-            raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"replicas must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}",
-            )
+        replicas = args["replicas"]  # fsd/request_validation.py checked type and range
         self._not_busy(name)
         spec.replicas = replicas
         self.d.registry.update(spec)
@@ -275,9 +265,7 @@ class _Handlers:
 
     def delete(self, args: dict[str, Any]) -> Any:
         name = _require_name(args)
-        purge = args.get("purge", False)
-        if not isinstance(purge, bool):
-            raise HandlerError(ErrorCode.INVALID_ARGUMENT, "'purge' must be a boolean")
+        purge = args.get("purge") is True
         if not self.d.registry.remove(name):
             raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
         pids = []
@@ -305,26 +293,21 @@ class _Handlers:
 
     def state(self, args: dict[str, Any]) -> Any:
         """get / put / delete / list a function's state (also after delete, until purged)."""
-        from fsworker.state_store import MAX_KEY_BYTES, SqliteStateStore, StateTransaction
+        from fsworker.state_store import SqliteStateStore, StateTransaction
 
         name = _require_name(args)
         db = self.d.state_path(name)
         if self.d.registry.get(name) is None and not db.exists():
             raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
-        op = args.get("op")
+        # fsd/request_validation.py checked op, key, value, prefix and limit.
+        op = args["op"]
         key = args.get("key")
-        if op in ("get", "put", "delete") and (
-            not isinstance(key, bytes) or not 0 < len(key) <= MAX_KEY_BYTES
-        ):
-            raise HandlerError(ErrorCode.INVALID_ARGUMENT, f"state {op} needs a key")
         store = SqliteStateStore(db)
         try:
             if op == "get":
                 return {"key": key, "value": store.get(key)}
             if op in ("put", "delete"):
                 value = args.get("value")
-                if op == "put" and not isinstance(value, bytes):
-                    raise HandlerError(ErrorCode.INVALID_ARGUMENT, "state put needs a value")
                 tx = StateTransaction(store)
                 if op == "put":
                     tx.put(key, value)
@@ -334,12 +317,8 @@ class _Handlers:
                 return {"key": key, "value": value if op == "put" else None}
             if op == "list":
                 prefix = args.get("prefix") or b""
-                limit = args.get("limit", 100)
-                if not isinstance(prefix, bytes) or not isinstance(limit, int) or limit < 1:
-                    raise HandlerError(
-                        ErrorCode.INVALID_ARGUMENT, "state list takes a prefix and a limit >= 1"
-                    )
-                return [{"key": k, "value": v} for k, v in store.scan(prefix, min(limit, 10_000))]
+                limit = args.get("limit") or 100
+                return [{"key": k, "value": v} for k, v in store.scan(prefix, limit)]
             raise HandlerError(
                 ErrorCode.INVALID_ARGUMENT, f"state op must be get, put, delete or list: {op!r}"
             )
