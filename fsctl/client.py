@@ -10,7 +10,7 @@ from typing import Any
 import zmq
 
 from fscommon.paths import ipc_path
-from fscommon.protocol import ProtocolError, decode_reply, encode_request
+from fscommon.protocol import MAX_REQUEST_BYTES, ProtocolError, decode_reply, encode_request
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,15 @@ def call(
     try:
         sock.connect(endpoint)
         request_id = next(_ids)
-        sock.send(encode_request(request_id, cmd, args))
+        frame = encode_request(request_id, cmd, args)
+        if len(frame) > MAX_REQUEST_BYTES:
+            # fsd would drop it unanswered (ZMQ_MAXMSGSIZE); say why instead of timing out.
+            raise CommandFailed(
+                "too_large",
+                f"the {cmd} request is {len(frame)} bytes, over fsd's limit of "
+                f"{MAX_REQUEST_BYTES} bytes (max_request_bytes); use a smaller module",
+            )
+        sock.send(frame)
         if not sock.poll(int(timeout * 1000), zmq.POLLIN):
             raise _no_reply(endpoint, timeout, curve)
         try:

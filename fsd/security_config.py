@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fscommon.curve_keys import KeyFileError, load_allowed_clients, read_secret_key
+from fscommon.protocol import MAX_REQUEST_BYTES
 from fsd.control_server import (
     ControlEndpointError,
     CurveServer,
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from fsd.config import FsdConfig
 
 MIN_REQUEST_BYTES = 64 * 1024  # a create request with a tiny module and options
-MAX_REQUEST_BYTES_SETTING = 1024 * 1024 * 1024
+# The protocol's own ceiling (fscommon.protocol): the setting can only lower it.
+MAX_REQUEST_BYTES_SETTING = MAX_REQUEST_BYTES
 
 
 def check_security(config: FsdConfig) -> CurveServer | None:

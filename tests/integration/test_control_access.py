@@ -140,6 +140,16 @@ def test_curve_right_keys_work(tcp_fsd: Fsd):
     assert tcp_fsd.ctl_json("list") == []
     info = tcp_fsd.ctl_json("info")
     assert info["endpoint"] == tcp_fsd.endpoint
+    # Commands that change something are logged with the client's key name.
+    assert tcp_fsd.ctl("delete", "-n", "nosuch").returncode == 1
+    wait_for(
+        lambda: any(
+            '"cmd": "delete"' in line and '"client": "alice"' in line
+            for line in tcp_fsd.log_path.read_text().splitlines()
+        ),
+        10,
+        "the audit line for alice's delete",
+    )
 
 
 def test_curve_unknown_client_key_times_out_with_clear_error(tcp_fsd: Fsd, keys: Path):
