@@ -160,6 +160,8 @@ class ControlServer:
             self.socket.close()
             if self.zap is not None:
                 self.zap.close()
+            if path is not None and path.exists() and stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()  # ours: bound a moment ago, refused before anyone could use it
             raise
 
     @property
