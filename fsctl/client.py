@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,8 @@ def call(
         sock.curve_serverkey = curve.server_public
         sock.curve_publickey = curve.client_public
         sock.curve_secretkey = curve.client_secret
+    # Watch the handshake from before the connect: a refusal is reported once, at once.
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH) if curve else None
     try:
         sock.connect(endpoint)
         request_id = next(_ids)
@@ -89,14 +92,57 @@ def call(
                 f"{MAX_REQUEST_BYTES} bytes (max_request_bytes); use a smaller module",
             )
         sock.send(frame)
-        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
-            raise _no_reply(endpoint, timeout, curve)
+        _wait_for_reply(sock, monitor, endpoint, timeout, curve)
         try:
             reply = decode_reply(sock.recv())
         except ProtocolError as exc:
             raise CommandFailed("bad_reply", f"fsd sent a reply fsctl cannot read: {exc}") from None
     finally:
+        if monitor is not None:
+            sock.disable_monitor()
+            monitor.close(linger=0)
         sock.close()
     if not reply.ok:
         raise CommandFailed(reply.error_code or "internal", reply.error_message or "")
     return reply.data
+
+
+def _wait_for_reply(
+    sock: zmq.Socket,
+    monitor: zmq.Socket | None,
+    endpoint: str,
+    timeout: float,
+    curve: ClientCurve | None,
+) -> None:
+    """Wait until a reply is readable; raise Unreachable on timeout or a refused key.
+
+    With CURVE, libzmq (>= 4.3) reports fsd's refusal of the client key as a
+    handshake event, so fsctl can say so at once instead of waiting out the
+    timeout. A wrong server key cannot be told apart from silence: that one
+    still ends in the timeout message.
+    """
+    if monitor is None:
+        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+            raise _no_reply(endpoint, timeout, curve)
+        return
+    from zmq.utils.monitor import recv_monitor_message
+
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _no_reply(endpoint, timeout, curve)
+        ready = dict(poller.poll(int(left * 1000) + 1))
+        if sock in ready:
+            return
+        if monitor in ready:
+            event = recv_monitor_message(monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise Unreachable(
+                    f"fsd at {endpoint} refused authentication (status {event['value']}): "
+                    f"your client public key is not in fsd's curve_allowed_clients. Give the "
+                    f".key file next to your --client-key to fsd's operator"
+                )

@@ -152,13 +152,16 @@ def test_curve_right_keys_work(tcp_fsd: Fsd):
     )
 
 
-def test_curve_unknown_client_key_times_out_with_clear_error(tcp_fsd: Fsd, keys: Path):
+def test_curve_unknown_client_key_is_refused_with_clear_error(tcp_fsd: Fsd, keys: Path):
+    # fsd sends no reply; libzmq reports the refused handshake, so fsctl need not wait out
+    # its (here long) timeout to say what happened.
     started = time.monotonic()
-    result = tcp_fsd.ctl("--timeout", "2", "--client-key", str(keys / "mallory.key_secret"), "list")
+    mallory = str(keys / "mallory.key_secret")
+    result = tcp_fsd.ctl("--timeout", "60", "--client-key", mallory, "list")
     assert result.returncode == 3, result.stderr
-    assert "fsd may have refused authentication" in result.stderr, result.stderr
+    assert "refused authentication" in result.stderr, result.stderr
     assert "curve_allowed_clients" in result.stderr
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30
     wait_for(
         lambda: "refused control client: key not allowed" in tcp_fsd.log_path.read_text(),
         10,
@@ -168,16 +171,20 @@ def test_curve_unknown_client_key_times_out_with_clear_error(tcp_fsd: Fsd, keys:
 
 
 def test_curve_allow_list_is_reread_without_restart(tcp_fsd: Fsd, keys: Path):
-    mallory = ["--timeout", "2", "--client-key", str(keys / "mallory.key_secret"), "ping"]
+    mallory = ["--timeout", "10", "--client-key", str(keys / "mallory.key_secret"), "ping"]
     assert tcp_fsd.ctl(*mallory).returncode == 3
     (keys / "clients" / "mallory.key").write_text((keys / "mallory.key").read_text())
     assert tcp_fsd.ctl(*mallory).returncode == 0
 
 
-def test_curve_wrong_server_key_times_out(tcp_fsd: Fsd, keys: Path):
+def test_curve_wrong_server_key_times_out_with_clear_error(tcp_fsd: Fsd, keys: Path):
+    started = time.monotonic()
     result = tcp_fsd.ctl("--timeout", "2", "--server-key", str(keys / "mallory.key"), "ping")
     assert result.returncode == 3
-    assert "fsd may have refused authentication" in result.stderr
+    assert "no reply from fsd" in result.stderr and "within 2s" in result.stderr
+    assert "fsd may have refused authentication" in result.stderr, result.stderr
+    assert "--server-key" in result.stderr
+    assert 2 <= time.monotonic() - started < 15
 
 
 def test_fsctl_tcp_without_keys_is_a_usage_error(tcp_fsd: Fsd):
