@@ -24,10 +24,14 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     exit 1
 fi
 # Installed, with its dev tools, and installed from *this* checkout (editable)?
+# And with the dependencies setup.cfg lists now (a stamp of its hash, per checkout)?
 installed_from=$(cd / && "$PY" -c 'import fsd, pytest, ruff, os; print(os.path.dirname(os.path.dirname(fsd.__file__)))' 2>/dev/null || true)
-if [[ "$installed_from" != "$PWD" ]]; then
+stamp="${XDG_CACHE_HOME:-$HOME/.cache}/function-stream/setup-$(echo "$PWD" | sha256sum | cut -c1-16).stamp"
+deps=$(sha256sum setup.cfg | cut -d' ' -f1)
+if [[ "$installed_from" != "$PWD" || "$(cat "$stamp" 2>/dev/null)" != "$deps" ]]; then
     echo "setup: installing function-stream (editable) with its dev tools" >&2
     "$PY" -m pip install -q --disable-pip-version-check -e '.[dev]' >&2
+    mkdir -p "$(dirname "$stamp")" && echo "$deps" >"$stamp"
 fi
 
 scripts/provision-pulsar.sh >/dev/null
