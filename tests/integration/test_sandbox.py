@@ -12,7 +12,7 @@ from pathlib import Path
 import pulsar
 import pytest
 
-from tests.helpers import Fsd, unique
+from tests.helpers import Fsd, unique, wait_for
 from tests.streams import client
 
 pytestmark = pytest.mark.integration
@@ -106,6 +106,19 @@ def test_nothing_without_grants_then_exactly_what_is_granted(sandbox_fsd: Fsd, w
         answers = probe.ask("write /data/out.txt from the guest", "env MODE")
         assert answers == {"write /data/out.txt: ok", "env MODE=test"}
         assert (data / "out.txt").read_text() == "from the guest"
+
+        # A granted directory that is gone by the time a replica starts: FATAL, saying why.
+        for path in data.iterdir():
+            path.unlink()
+        data.rmdir()
+        restarted = fsd.ctl("restart", "-n", name)
+        assert restarted.returncode == 1
+        replica = wait_for(
+            lambda: next((r for r in fsd.replicas(name) if r["state"] == "FATAL"), None),
+            30,
+            "the replica to go FATAL",
+        )
+        assert f"--allow-dir HOST '{data}' is not an existing directory" in replica["last_error"]
     finally:
         probe.close()
 
