@@ -23,6 +23,7 @@ from fscommon.function_options import (
     POSITIONS,
     SCHEMAS,
     OptionError,
+    parse_dir_grant,
     parse_size,
 )
 from fscommon.paths import default_control_endpoint
@@ -134,6 +135,35 @@ def _data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _sandbox_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """create's and update's WASI grants (docs/security.md, "Function sandbox")."""
+    fn = click.option(
+        "--allow-env", "allow_env", multiple=True, metavar="NAME[=VALUE]",
+        help="Let the guest see NAME with fsd's value, or with VALUE (repeat). "
+        "update: replaces the list; 'none' clears it.",
+    )(fn)  # fmt: skip
+    return click.option(
+        "--allow-dir", "allow_dir", multiple=True, metavar="HOST:GUEST[:ro]",
+        help="Let the guest open HOST at GUEST, read-write or :ro (repeat). "
+        "update: replaces the list; 'none' clears it.",
+    )(fn)  # fmt: skip
+
+
+def _grants_from_flags(allow_dir: tuple[str, ...], allow_env: tuple[str, ...]) -> dict[str, Any]:
+    """--allow-dir/--allow-env as FunctionOptions fields; only the flags given ('none': [])."""
+    grants: dict[str, Any] = {}
+    if allow_dir:
+        try:
+            grants["allow_dirs"] = (
+                [] if allow_dir == ("none",) else [parse_dir_grant(d) for d in allow_dir]
+            )
+        except OptionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--allow-dir") from None
+    if allow_env:
+        grants["allow_env"] = [] if allow_env == ("none",) else list(allow_env)
+    return grants
+
+
 def _options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
     """Turn create's flags into the FunctionOptions map fsd validates."""
     opts: dict[str, Any] = {
@@ -159,6 +189,7 @@ def _options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--json-schema") from None
     if flags["avro_schema_file"]:
         opts["avro_schema"] = _read_text(flags["avro_schema_file"], "--avro-schema")
+    opts.update(_grants_from_flags(flags["allow_dir"], flags["allow_env"]))
     return opts
 
 
@@ -184,6 +215,7 @@ def _read_text(path: str, hint: str) -> str:
 @click.option("--config", "config", multiple=True, help="key=value for the function (repeat).")
 @click.option("--no-wait", is_flag=True, help="Return without waiting for the replicas to run.")
 @_data_path_options
+@_sandbox_options
 @json_option
 @pass_ctx
 def create(
@@ -325,13 +357,23 @@ def restart(ctx: Ctx, name: str, as_json: bool) -> None:
 @click.option("-n", "--name", required=True, help="Function name.")
 @click.option("-a", "--archive", help="New WebAssembly module.")
 @click.option("--config", "config", multiple=True, help="key=value; replaces the whole map.")
+@_sandbox_options
 @json_option
 @pass_ctx
 def update(
-    ctx: Ctx, name: str, archive: str | None, config: tuple[str, ...], as_json: bool
+    ctx: Ctx,
+    name: str,
+    archive: str | None,
+    config: tuple[str, ...],
+    as_json: bool,
+    allow_dir: tuple[str, ...],
+    allow_env: tuple[str, ...],
 ) -> None:
-    """Replace the module and/or config, then roll the replicas one at a time."""
+    """Replace the module, config and/or grants, then roll the replicas one at a time."""
     args: dict[str, Any] = {"name": name}
+    grants = _grants_from_flags(allow_dir, allow_env)
+    if grants:
+        args["grants"] = grants
     if archive:
         args["wasm"] = _read_module(archive)
         args["wasm_name"] = Path(archive).name

@@ -109,6 +109,21 @@ def print_list(functions: list[dict[str, Any]]) -> None:
             for f in functions
         ],
     )
+    for f in functions:
+        granted = grants(f.get("options") or {})
+        if granted:
+            click.echo(f"{f['name']}: sandbox grants {granted}")
+
+
+def grants(options: dict[str, Any]) -> str:
+    """A function's WASI grants in flag syntax ('' for none): dirs, then variable names.
+
+    Only the names of --allow-env NAME=VALUE entries are shown, not the values.
+    """
+    dirs = [f"{d['host']}:{d['guest']}:{d['mode']}" for d in options.get("allow_dirs") or []]
+    env = [entry.partition("=")[0] for entry in options.get("allow_env") or []]
+    parts = [f"dir {d}" for d in dirs] + [f"env {name}" for name in env]
+    return ", ".join(parts)
 
 
 def flush() -> None:

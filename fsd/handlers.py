@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from fscommon.function_options import OptionError, with_grants
 from fscommon.protocol import ErrorCode
 from fsd.control_server import Deferred, Handler, HandlerError
 from fsd.function_spec import (
@@ -234,15 +235,21 @@ class _Handlers:
 
     def update(self, args: dict[str, Any]) -> Any:
         name, spec = self._existing(args)
-        if args.get("wasm") is None and args.get("config") is None:
+        if all(args.get(key) is None for key in ("wasm", "config", "grants")):
             raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT, "nothing to update: give a new module and/or --config"
+                ErrorCode.INVALID_ARGUMENT,
+                "nothing to update: give a new module, --config, --allow-dir or --allow-env",
             )
         self._not_busy(name)
         if args.get("config") is not None:
             try:
                 spec.config = validate_config(args["config"])
             except SpecInvalid as exc:
+                raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
+        if args.get("grants") is not None:
+            try:
+                spec.options = with_grants(spec.options, args["grants"])
+            except OptionError as exc:
                 raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
         if args.get("wasm") is not None:
             fuel = spec.options.get("fuel") is not None

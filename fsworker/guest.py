@@ -46,6 +46,7 @@ from fsworker.module_check import ModuleKind
 
 if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
+    from fsworker.sandbox import Sandbox
 
 # GuestError.kind values.
 TRAP = "trap"  # the guest trapped (unreachable, out-of-bounds access, stack overflow, ...)
@@ -247,23 +248,28 @@ def open_guest(
     batch: bool = True,
     fast: bool | None = None,
     host: HostContext | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Guest:
     """Instantiate the guest for its kind under ``limits``; raises GuestInitError.
 
     ``batch=False`` ignores a ``process_batch`` export (one ``process`` call per
     message); ``fast`` picks the call path (fsworker/fastcall.py; None: default).
     ``host`` serves the module's ``fs`` imports (the host API); a module with
-    such imports and no ``host`` raises GuestInitError.
+    such imports and no ``host`` raises GuestInitError. ``sandbox``: the WASI
+    grants (fsworker/sandbox.py); None grants nothing.
     Raises ValueError if ``limits.fuel`` is set but the engine does not meter fuel.
     """
     if limits.fuel is not None and not meters_fuel(engine):
         raise ValueError("a fuel limit needs an engine made with new_engine(fuel=True)")
     check_memory_fits(module, limits)
     ticker.add(engine)
+    from fsworker.sandbox import NO_GRANTS
+
+    grants = NO_GRANTS if sandbox is None else sandbox
     if kind is ModuleKind.ABI:
         from fsworker.guest_abi import AbiGuest
 
-        return AbiGuest(engine, module, limits, batch=batch, fast=fast, host=host)
+        return AbiGuest(engine, module, limits, batch=batch, fast=fast, host=host, sandbox=grants)
     from fsworker.guest_stdio import StdioGuest
 
-    return StdioGuest(engine, module, scratch_dir, limits)
+    return StdioGuest(engine, module, scratch_dir, limits, grants)

@@ -50,6 +50,7 @@ from fsworker.limits import (
     ticker,
 )
 from fsworker.module_check import uses_message_metadata
+from fsworker.sandbox import NO_GRANTS, Sandbox, SandboxError
 
 if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
@@ -91,8 +92,10 @@ class AbiGuest:
         batch: bool = True,
         fast: bool | None = None,
         host: HostContext | None = None,
+        sandbox: Sandbox = NO_GRANTS,
     ) -> None:
         self._engine = engine
+        self._sandbox = sandbox
         self._module = module
         self._limits = limits
         self._use_batch = batch
@@ -135,8 +138,13 @@ class AbiGuest:
         limits = self._limits
         store = wasmtime.Store(self._engine)
         wasi = wasmtime.WasiConfig()
-        # Guest stderr goes to the worker's log; nothing else of the host is granted.
+        # Guest stderr goes to the worker's log; of the host only what the
+        # function's options grant (fsworker/sandbox.py).
         wasi.inherit_stderr()
+        try:
+            self._sandbox.apply(wasi)
+        except SandboxError as exc:
+            raise GuestInitError(str(exc)) from None
         store.set_wasi(wasi)
         if limits.memory_limit is not None:
             store.set_limits(memory_size=limits.memory_limit)
