@@ -16,30 +16,31 @@ if [ $# -ne 2 ]; then
 fi
 crate=$(cd "$1" && pwd)
 output=$2
-install_hint="install it with: bash scripts/toolchains/rust.sh"
-
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "skip: rust: cargo is not installed; $install_hint" >&2
-    exit 77
-fi
-rustc=${RUSTC:-rustc}
-if ! sysroot=$("$rustc" --print sysroot 2>/dev/null); then
-    echo "skip: rust: $rustc does not run; $install_hint" >&2
-    exit 77
-fi
-target=
-for t in wasm32-wasip1 wasm32-wasi; do
-    if [ -d "$sysroot/lib/rustlib/$t/lib" ]; then
-        target=$t
-        break
-    fi
+# The first toolchain with a wasm std: cargo and rustc on PATH (rustup's, or
+# $RUSTC), else Debian's in /usr/bin (rustup's proxies may shadow them).
+cargo= rustc= target=
+for pair in "cargo ${RUSTC:-rustc}" "/usr/bin/cargo /usr/bin/rustc"; do
+    set -- $pair
+    command -v "$1" >/dev/null 2>&1 || continue
+    sysroot=$("$2" --print sysroot 2>/dev/null) || continue
+    for t in wasm32-wasip1 wasm32-wasi; do
+        if [ -d "$sysroot/lib/rustlib/$t/lib" ]; then
+            cargo=$1 rustc=$2 target=$t
+            break 2
+        fi
+    done
 done
 if [ -z "$target" ]; then
-    echo "skip: rust: no wasm32-wasip1/wasm32-wasi standard library in $sysroot; $install_hint" >&2
+    if command -v cargo >/dev/null 2>&1; then
+        why="no standard library for wasm32-wasip1 or wasm32-wasi is installed"
+    else
+        why="cargo is not installed"
+    fi
+    echo "skip: rust: $why; install it with: bash scripts/toolchains/rust.sh" >&2
     exit 77
 fi
 
-cargo build --quiet --offline --release --target "$target" --manifest-path "$crate/Cargo.toml"
+RUSTC=$rustc "$cargo" build --quiet --offline --release --target "$target" --manifest-path "$crate/Cargo.toml"
 # The cdylib is named after the package, with - as _.
 name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$crate/Cargo.toml" | head -n 1 | tr - _)
 cp "$crate/target/$target/release/$name.wasm" "$output"

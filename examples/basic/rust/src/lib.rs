@@ -1,6 +1,6 @@
 //! The "basic" Function Stream example in Rust: reads a person
 //! `{"name":"rbt","money":2}` and outputs it with one more money,
-//! `{"name":"rbt","money":3,"expected":0}` (see ../README.md).
+//! `{"name":"rbt","money":3,"expected":0}` (see README.md).
 
 mod person;
 
