@@ -6,6 +6,7 @@
 //! are checked and skipped); the last value of a repeated key wins, and the
 //! types are checked on those last values.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why an input is not a person; the text goes into the failed message.
@@ -24,8 +25,8 @@ impl fmt::Display for Error {
 
 /// A parsed person.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Person {
-    pub name: String,
+pub struct Person<'a> {
+    pub name: Cow<'a, str>,
     pub money: i64,
     pub expected: i64,
 }
@@ -34,14 +35,15 @@ pub struct Person {
 const MAX_DEPTH: usize = 128;
 
 /// What a value was, as far as the person's fields care.
-enum Value {
-    Str(String),
+enum Value<'a> {
+    Str(Cow<'a, str>),
     Int(i64),
     Null,
     Other,
 }
 
 struct Reader<'a> {
+    text: &'a str,
     s: &'a [u8],
     at: usize,
 }
@@ -90,13 +92,30 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// A string starting at the opening quote, decoded.
-    fn string(&mut self) -> Result<String, Error> {
+    /// A string starting at the opening quote, decoded; borrowed from the
+    /// input when it has no escapes (the common case: no allocation).
+    fn string(&mut self) -> Result<Cow<'a, str>, Error> {
         if self.peek() != Some(b'"') {
             return Err(Error("expected a string"));
         }
         self.at += 1;
-        let mut out = Vec::new();
+        let start = self.at;
+        while let Some(c) = self.peek() {
+            match c {
+                b'"' => {
+                    self.at += 1;
+                    // Both ends are at ASCII quotes, so on char boundaries;
+                    // get() rather than [..] keeps str's panic path out of the
+                    // module (8 KB).
+                    let text = self.text.get(start..self.at - 1);
+                    return text.map(Cow::Borrowed).ok_or(Error("not UTF-8"));
+                }
+                b'\\' => break,
+                0..=0x1f => return Err(Error("control character in a string")),
+                _ => self.at += 1,
+            }
+        }
+        let mut out = self.s[start..self.at].to_vec();
         loop {
             let c = self.peek().ok_or(Error("unterminated string"))?;
             self.at += 1;
@@ -143,7 +162,9 @@ impl<'a> Reader<'a> {
             }
         }
         // The input was checked to be UTF-8 and escapes give UTF-8.
-        String::from_utf8(out).map_err(|_| Error("not UTF-8"))
+        String::from_utf8(out)
+            .map(Cow::Owned)
+            .map_err(|_| Error("not UTF-8"))
     }
 
     /// A number: Some(value) when it is an integer that fits i64.
@@ -205,7 +226,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Any value (after whitespace), checked; strings and integers kept.
-    fn value(&mut self, depth: usize) -> Result<Value, Error> {
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, Error> {
         self.skip_ws();
         match self.peek().ok_or(Error("not JSON"))? {
             b'"' => Ok(Value::Str(self.string()?)),
@@ -248,11 +269,16 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses one JSON object into a person.
-pub fn parse(input: &[u8]) -> Result<Person, Error> {
-    if std::str::from_utf8(input).is_err() {
-        return Err(Error("not UTF-8"));
-    }
-    let mut r = Reader { s: input, at: 0 };
+pub fn parse(input: &[u8]) -> Result<Person<'_>, Error> {
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => text,
+        Err(_) => return Err(Error("not UTF-8")),
+    };
+    let mut r = Reader {
+        text,
+        s: input,
+        at: 0,
+    };
     let (mut name, mut money, mut expected) = (None, None, None);
     if !r.eat(b'{') {
         return Err(Error("not a JSON object"));
@@ -266,7 +292,7 @@ pub fn parse(input: &[u8]) -> Result<Person, Error> {
             }
             let value = r.value(1)?;
             // A repeated key: the last value wins.
-            match key.as_str() {
+            match &*key {
                 "name" => name = Some(value),
                 "money" => money = Some(value),
                 "expected" => expected = Some(value),
@@ -306,7 +332,7 @@ pub fn parse(input: &[u8]) -> Result<Person, Error> {
     })
 }
 
-impl Person {
+impl Person<'_> {
     /// `{"name":...,"money":...,"expected":...}`, no whitespace; the name with
     /// non-ASCII characters as raw UTF-8 (like Python's `ensure_ascii=False`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
