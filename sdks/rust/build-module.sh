@@ -40,7 +40,11 @@ if [ -z "$target" ]; then
     exit 77
 fi
 
-RUSTC=$rustc "$cargo" build --quiet --offline --release --target "$target" --manifest-path "$crate/Cargo.toml"
+# Panic messages carry source paths: make them relative to the repository, so a
+# build gives the same bytes in every checkout.
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$repo=. --remap-path-prefix=$HOME=~" \
+    RUSTC=$rustc "$cargo" build --quiet --offline --release --target "$target" --manifest-path "$crate/Cargo.toml"
 # The cdylib is named after the package, with - as _.
 name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$crate/Cargo.toml" | head -n 1 | tr - _)
 cp "$crate/target/$target/release/$name.wasm" "$output"
