@@ -31,3 +31,9 @@ examples:
 	FS_SETUP_TOOLCHAINS=1 PYTHON=$(PYTHON) scripts/setup.sh
 	$(MAKE) -C examples/basic
 	$(MAKE) -C examples/wordcount
+
+# Install the systemd units, the user and /etc/function-stream/fsd.toml (as root).
+# Flags: make install-systemd INSTALL_SYSTEMD_FLAGS="--dry-run --separate-broker"
+.PHONY: install-systemd
+install-systemd:
+	scripts/install-systemd.sh $(INSTALL_SYSTEMD_FLAGS)
