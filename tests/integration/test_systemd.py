@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLES, REPO, Fsd, free_port, unique
+from tests.helpers import EXAMPLES, REPO, Fsd, free_port, pid_alive, unique, wait_for
+
+pytestmark = pytest.mark.integration
 
 UNITS = ("fsd.service", "fs-pulsar.service")
 INSTALL = REPO / "scripts" / "install-systemd.sh"
@@ -65,6 +67,17 @@ def test_units_verify(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    # The offline security score ("exposure", 0-10, lower is better) is 1.5 for both;
+    # fail if a change pushes either above 2.0.
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--threshold=20"]
+        + [str(unit_dir / u) for u in UNITS],
+        capture_output=True,
+        text=True,
+        cwd=unit_dir,
+        timeout=60,
+    )
+    assert security.returncode == 0, security.stdout[-2000:] + security.stderr
 
 
 def test_units_say_what_the_issue_asks():
@@ -294,21 +307,9 @@ def test_no_ready_while_the_embedded_broker_is_not_accepting(workdir, systemd):
 
     A fake JVM that never listens stands in for a slow broker start.
     """
-    home = workdir / "pulsar-home"
-    (home / "lib").mkdir(parents=True)
-    (home / ".complete").write_text("fake\n")
-    java_home = workdir / "jdk"
-    (java_home / "bin").mkdir(parents=True)
-    java = java_home / "bin" / "java"
-    java.write_text("#!/bin/sh\nexec sleep 120\n")
-    java.chmod(0o755)
     daemon = Fsd(workdir, None, extra=["--pulsar-port", str(free_port())])
     daemon.extra += ["--pulsar-web-port", str(free_port())]
-    env = {
-        "NOTIFY_SOCKET": str(systemd.path),
-        "FS_PULSAR_HOME": str(home),
-        "JAVA_HOME": str(java_home),
-    }
+    env = {"NOTIFY_SOCKET": str(systemd.path), **_fake_jvm(workdir, "exec sleep 120")}
     _spawn(daemon, env)
     try:
         systemd.wait_for("STATUS=starting the embedded Pulsar standalone", 30)
@@ -319,6 +320,68 @@ def test_no_ready_while_the_embedded_broker_is_not_accepting(workdir, systemd):
         assert daemon.proc.poll() is None
     finally:
         daemon.kill()  # its broker wait is not interruptible; the fake JVM dies with it
+
+
+def _fake_jvm(workdir: Path, script: str) -> dict[str, str]:
+    """Environment that makes fsd's broker start run ``script`` instead of a JVM."""
+    home = workdir / "pulsar-home"
+    (home / "lib").mkdir(parents=True)
+    (home / ".complete").write_text("fake\n")
+    java = workdir / "jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f"#!/bin/sh\n{script}\n")
+    java.chmod(0o755)
+    return {"FS_PULSAR_HOME": str(home), "JAVA_HOME": str(java.parent.parent)}
+
+
+def _broker_only(workdir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    ports = ["--pulsar-port", str(free_port()), "--pulsar-web-port", str(free_port())]
+    cmd = [sys.executable, "-m", "fsd", "--broker-only", "--log-json"]
+    cmd += ["--state-dir", str(workdir / "state"), *ports]
+    log = open(workdir / "broker-only.log", "ab")  # noqa: SIM115 - the child owns it
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    full_env.pop("FS_PULSAR_URL", None)
+    try:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
+    finally:
+        log.close()
+
+
+def test_broker_only_fails_clearly_when_the_jvm_dies(workdir, systemd):
+    """fs-pulsar.service's ExecStart: a JVM that dies at start is exit 1, no READY=1."""
+    env = {"NOTIFY_SOCKET": str(systemd.path), **_fake_jvm(workdir, "exit 3")}
+    proc = _broker_only(workdir, env)
+    assert proc.wait(60) == 1
+    log = (workdir / "broker-only.log").read_text()
+    assert "embedded Pulsar exited with code 3 while starting" in log
+    while systemd.next(0.5) is not None:
+        pass
+    assert "STATUS=starting the Pulsar standalone" in systemd.received
+    assert not any("READY=1" in m.splitlines() for m in systemd.received)
+
+
+def test_broker_only_runs_a_real_standalone(workdir, systemd):
+    """fsd --broker-only: READY=1 once producers attach, watchdog, STOPPING=1, clean exit.
+
+    Starts a JVM, so it takes as long as test_embedded_broker does.
+    """
+    from fsd.broker import accepts_producers, pulsar_home
+
+    if not (pulsar_home() / ".complete").exists():
+        pytest.skip("Apache Pulsar is not provisioned (scripts/provision-pulsar.sh)")
+    proc = _broker_only(workdir, {"NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "2000000"})
+    try:
+        ready = systemd.wait_for("READY=1", 240)
+        url = ready.split("STATUS=serving ", 1)[1].split(" ", 1)[0]
+        assert accepts_producers(url)
+        systemd.wait_for("WATCHDOG=1", 5)
+        broker_pid = int((workdir / "state" / "pulsar" / "broker.pid").read_text())
+        assert pid_alive(broker_pid)
+    finally:
+        proc.send_signal(15)
+    systemd.wait_for("STOPPING=1", 10)
+    assert proc.wait(60) == 0
+    wait_for(lambda: not pid_alive(broker_pid), 30, "the JVM to stop with fsd --broker-only")
 
 
 # ---------------------------------------------------------------- config defaults at create
