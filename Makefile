@@ -33,3 +33,9 @@ format:
 examples:
 	scripts/toolchains.sh
 	scripts/build-examples.sh
+
+# Install the systemd units, the user and /etc/function-stream/fsd.toml (as root).
+# Flags: make install-systemd INSTALL_SYSTEMD_FLAGS="--dry-run --separate-broker"
+.PHONY: install-systemd
+install-systemd:
+	scripts/install-systemd.sh $(INSTALL_SYSTEMD_FLAGS)

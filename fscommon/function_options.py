@@ -122,6 +122,23 @@ class FunctionOptions:
             )
 
 
+# The options an operator may give defaults for in fsd.toml (default_<option>).
+OPERATOR_DEFAULTS = ("timeout_ms", "memory_limit", "max_retries", "retry_delay_ms")
+
+
+def with_defaults(raw: Any, defaults: dict[str, Any]) -> Any:
+    """A create request's options with fsd's configured defaults for the keys it leaves out.
+
+    An explicit value, including None ("no limit"), wins over the default.
+    Anything that is not a map is returned as is, for from_dict to reject.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return raw
+    return {**defaults, **raw}
+
+
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise OptionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")

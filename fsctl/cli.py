@@ -112,14 +112,17 @@ def _data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--subscription-position", type=choice(POSITIONS), default="earliest",
                      show_default=True, help="Where a new function starts reading."),
         click.option("--input-pattern", help="Regex over full topic names, instead of -i."),
-        click.option("--max-retries", type=int, default=3, show_default=True,
-                     help="Redeliveries of a failing message before the dead-letter topic."),
-        click.option("--retry-delay-ms", type=int, default=1000, show_default=True),
+        # No client-side default for these four: fsd applies its configured
+        # defaults (default_* in fsd.toml) to what the request leaves out.
+        click.option("--max-retries", type=int,
+                     help="Redeliveries of a failing message before the dead-letter topic "
+                     "[fsd default: 3]."),
+        click.option("--retry-delay-ms", type=int, help="[fsd default: 1000]"),
         click.option("--dead-letter-topic", help="Default: <input>-<function>-DLQ."),
-        click.option("--timeout-ms", type=int, default=5000, show_default=True,
-                     help="Time limit per message (0: none)."),
-        click.option("--memory-limit", default="256MiB", show_default=True,
-                     help="Guest memory limit, e.g. 64MiB (0: none)."),
+        click.option("--timeout-ms", type=int,
+                     help="Time limit per message, 0: none [fsd default: 5000]."),
+        click.option("--memory-limit",
+                     help="Guest memory limit, e.g. 64MiB, 0: none [fsd default: 256MiB]."),
         click.option("--fuel", type=int, help="Fuel (about one per instruction) per message."),
         click.option("--input-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
         click.option("--output-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
@@ -169,16 +172,21 @@ def _options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
     opts: dict[str, Any] = {
         key: flags[key]
         for key in (
-            "guarantee", "ordering", "subscription_position", "input_pattern", "max_retries",
-            "retry_delay_ms", "dead_letter_topic", "fuel", "input_schema", "output_schema",
+            "guarantee", "ordering", "subscription_position", "input_pattern",
+            "dead_letter_topic", "fuel", "input_schema", "output_schema",
         )
     }  # fmt: skip
-    opts["timeout_ms"] = flags["timeout_ms"] or None
-    try:
-        limit = parse_size(flags["memory_limit"])
-    except OptionError as exc:
-        raise click.BadParameter(str(exc), param_hint="--memory-limit") from None
-    opts["memory_limit"] = limit or None
+    for key in ("max_retries", "retry_delay_ms"):
+        if flags[key] is not None:
+            opts[key] = flags[key]
+    if flags["timeout_ms"] is not None:
+        opts["timeout_ms"] = flags["timeout_ms"] or None
+    if flags["memory_limit"] is not None:
+        try:
+            limit = parse_size(flags["memory_limit"])
+        except OptionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--memory-limit") from None
+        opts["memory_limit"] = limit or None
     passing = flags["pass_through"].strip()
     opts["pass_through"] = [] if passing in ("", "none") else passing.split(",")
     if flags["json_schema_file"]:

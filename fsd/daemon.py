@@ -30,6 +30,7 @@ from fsd.handlers import make_handlers
 from fsd.package_store import PackageStore
 from fsd.registry import Registry
 from fsd.replica_state import ReplicaState
+from fsd.sd_notify import Notifier
 from fsd.supervisor import Replica, Supervisor
 from fsworker.engine import new_engine
 
@@ -136,12 +137,15 @@ class Daemon:
         signal.signal(signal.SIGINT, request_stop)
         # SIGCHLD only needs to wake the poller (via the wakeup fd); the loop reaps.
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Read (and hide from workers and the JVM) systemd's NOTIFY_SOCKET/WATCHDOG_USEC.
+        notifier = Notifier.from_environment()
 
         # Claim the endpoint first: a second fsd must fail before it touches the broker.
         # Requests that arrive while the broker starts wait in the socket.
         self._ctx = zmq.Context()
         control = ControlServer(self._ctx, self.config.endpoint, make_handlers(self))
         if not self.config.pulsar_url:
+            notifier.status("starting the embedded Pulsar standalone")
             self.broker = EmbeddedPulsar(
                 data_dir=self.config.state_dir / "pulsar",
                 broker_port=self.config.pulsar_port,
@@ -177,12 +181,16 @@ class Daemon:
             self.backlog = BacklogPoller(self.admin_url)
             self.backlog.start()
 
-        for spec in self.registry.all():
+        restored = self.registry.all()
+        notifier.status(f"restoring {len(restored)} function(s)")
+        for spec in restored:
             log.info("restoring function", function=spec.name, replicas=spec.replicas)
             self.supervisor.start_function(spec)
 
         log.info("fsd ready", endpoint=self.config.endpoint, pulsar_url=self.pulsar_url)
-        _sd_notify("READY=1")
+        # Really ready: control socket bound, broker accepting producers, every
+        # registered function restored with its replicas spawned (docs/systemd.md).
+        notifier.ready(f"serving {self.config.endpoint}; {len(restored)} function(s) restored")
 
         poller = zmq.Poller()
         poller.register(control.socket, zmq.POLLIN)
@@ -198,6 +206,7 @@ class Daemon:
                     until = (deadline - time.monotonic()) * 1000
                     timeout = int(min(TICK_MS, max(0.0, until)))
                 ready = dict(poller.poll(timeout))
+                notifier.pet_watchdog()
                 if wake_r.fileno() in ready:
                     _drain(wake_r)
                 if control.socket in ready:
@@ -219,7 +228,7 @@ class Daemon:
                     self.broker.wait_ready()
                 if self._stop_requested and shutdown_deadline is None:
                     log.info("stopping: asking every worker to drain and exit")
-                    _sd_notify("STOPPING=1")
+                    notifier.stopping("draining workers")
                     self.supervisor.stop_all()
                     shutdown_deadline = time.monotonic() + self.config.stop_timeout + 5
                 if shutdown_deadline is not None and (
@@ -261,18 +270,4 @@ def _drain(sock: socket.socket) -> None:
         while sock.recv(4096):
             pass
     except BlockingIOError:
-        pass
-
-
-def _sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(message.encode(), addr)
-    except OSError:
         pass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from fscommon.function_options import OptionError, with_grants
+from fscommon.function_options import OptionError, with_defaults, with_grants
 from fscommon.protocol import ErrorCode
 from fsd.control_server import Deferred, Handler, HandlerError
 from fsd.function_spec import (
@@ -81,8 +81,10 @@ class _Handlers:
         }
 
     def create(self, args: dict[str, Any]) -> Any:
+        # Limits and retries the request leaves out come from fsd's configuration.
+        options = with_defaults(args.get("options"), self.d.config.function_defaults())
         try:
-            fields = validate_create_args(args)
+            fields = validate_create_args({**args, "options": options})
         except SpecInvalid as exc:
             raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
         name = fields["name"]
