@@ -27,8 +27,8 @@ export class Person {
   expected: i64 = 0;
 }
 
-/** How deep an ignored value may nest (as in the C example). */
-const MAX_DEPTH = 64;
+/** How deep an ignored value may nest (the C example allows 64, Python about 1000). */
+const MAX_DEPTH = 512;
 
 /** Parses one JSON object into a Person; `error` says why it could not. */
 export class PersonReader {
@@ -65,8 +65,9 @@ export class PersonReader {
         if (!this.expect(0x3a /* : */)) return null;
         this.ws();
         if (is(key, "name")) {
+          if (this.peek() != 0x22) return this.fail("\"name\" must be a string");
           p.name.length = 0;
-          if (!this.string(p.name)) return this.fail("\"name\" must be a string");
+          if (!this.string(p.name)) return null;
           seenName = true;
         } else if (is(key, "money")) {
           if (!this.integer()) return null;
@@ -172,7 +173,16 @@ export class PersonReader {
   /** Any JSON number (validated, value ignored). */
   number(): bool {
     if (this.peek() == 0x2d) this.pos++;
-    if (!this.digits()) return false;
+    if (this.peek() == 0x30) {
+      this.pos++;
+      const next = this.peek();
+      if (next >= 0x30 && next <= 0x39) {
+        this.fail("leading zero");
+        return false;
+      }
+    } else if (!this.digits()) {
+      return false;
+    }
     if (this.peek() == 0x2e) {
       this.pos++;
       if (!this.digits()) return false;
