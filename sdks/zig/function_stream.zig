@@ -78,7 +78,7 @@ pub const Context = struct {
 
 /// The shape of a user function: one input, zero or more records through
 /// `ctx`, or an error (the input fails with `ctx.fail`'s text or the error's
-/// name).
+/// name). Any error set works (`!void`), and so does plain `void`.
 pub const Handler = fn (ctx: *Context, input: []const u8) anyerror!void;
 
 /// Export the lane-1 ABI (`alloc`, `process`, `process_batch`) around
@@ -134,7 +134,7 @@ pub const glue = struct {
         const start = w.end;
         w.writeAll(&.{ 0, 0, 0, 0 }) catch return false;
         var ctx: Context = .{ .allocator = arena.allocator(), .out = &out };
-        if (handler(&ctx, message)) |_| {
+        if (call(handler, &ctx, message)) |_| {
             ctx.close();
             std.mem.writeInt(u32, w.buffer[start..][0..4], ctx.records, .little);
         } else |err| {
@@ -147,6 +147,11 @@ pub const glue = struct {
             w.writeAll(text) catch return false;
         }
         return true;
+    }
+
+    /// The handler's result as an error union, whether it returns `void` or `!void`.
+    fn call(comptime handler: anytype, ctx: *Context, message: []const u8) anyerror!void {
+        return handler(ctx, message);
     }
 
     fn processOne(comptime handler: anytype, ptr: [*]const u8, len: i32) i64 {
