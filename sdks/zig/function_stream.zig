@@ -185,6 +185,7 @@ pub const glue = struct {
             off += size;
         }
         if (off != in.len) return -1;
+        if (out.writer.end == 0) return 0; // no inputs: nothing to point at
         return pack(@intFromPtr(out.writer.buffer.ptr), out.writer.end);
     }
 };
