@@ -48,6 +48,8 @@ SETTINGS: list[Setting] = [
     Setting("backoff_base", float, "First restart delay in seconds.", 0.5),
     Setting("backoff_cap", float, "Longest restart delay in seconds.", 30.0),
     Setting("log_level", str, "debug, info, warning or error.", "info"),
+    # metrics
+    Setting("metrics_endpoint", str, "Prometheus endpoint host:port, or 'off'.", "off"),
 ]
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -76,6 +78,8 @@ class FsdConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     log_level: str = "info"
+    # metrics
+    metrics_endpoint: str = "off"
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> FsdConfig:
@@ -102,6 +106,13 @@ class FsdConfig:
             raise ConfigError(
                 f"log_level must be debug, info, warning or error: {self.log_level!r}"
             )
+        # metrics
+        from fsd.metrics import parse_endpoint
+
+        try:
+            parse_endpoint(self.metrics_endpoint)
+        except ValueError as exc:
+            raise ConfigError(f"metrics_endpoint: {exc}") from None
 
     def as_dict(self) -> dict[str, Any]:
         """For --check-config."""
