@@ -92,6 +92,22 @@ def test_metrics_count_messages_restarts_and_resources(observed, pulsar_url):
     assert value(samples, "fs_replica_state", **labels, state="BACKOFF") == 0
     assert value(samples, "fs_replica_restarts_total", **labels) == 0
     assert value(samples, "fsd_process_resident_memory_bytes") > 0
+    assert value(samples, "fs_fuel_consumed_total", **labels) is None  # fuel is off
+
+    metered, metered_in = unique("fuel"), unique("in")
+    result = fsd.ctl("create", "-n", metered, "-a", BASIC, "-i", metered_in, "-o", unique("o"),
+                     "--fuel", "1000000")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    _send(pulsar_url, metered_in, [person(i) for i in range(3)])
+    wait_for(
+        lambda: (
+            (value(scrape(port), "fs_fuel_consumed_total", function=metered, replica="0") or 0)
+            > 1000
+        ),
+        30,
+        "fuel used by the metered function",
+        interval=0.5,
+    )
 
     os.kill(pid, signal.SIGKILL)
     wait_for(
@@ -153,7 +169,9 @@ def test_logs_show_function_and_replica_and_follow(observed):
     assert readable.returncode == 0, readable.stderr
     assert f"[{name}/0] ready" in readable.stdout, readable.stdout
 
-    records = [json.loads(line) for line in fsd.ctl("logs", "-n", name, "--json").stdout.splitlines()]
+    records = [
+        json.loads(line) for line in fsd.ctl("logs", "-n", name, "--json").stdout.splitlines()
+    ]
     assert records and all(r["function"] == name and r["replica"] == 0 for r in records)
     assert any(r["event"] == "ready" for r in records)
     one = fsd.ctl("logs", "-n", name, "--replica", "0", "--lines", "1", "--json")
