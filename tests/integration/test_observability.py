@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -207,3 +208,16 @@ def test_logs_show_function_and_replica_and_follow(observed):
         assert (fragment % name if "%s" in fragment else fragment) in bad.stderr, bad.stderr
     missing = fsd.ctl("logs", "-n", "nosuch")
     assert missing.returncode == 1 and "function 'nosuch' does not exist" in missing.stderr
+
+
+def test_metrics_port_in_use_stops_fsd_with_one_clear_line(workdir, pulsar_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Fsd(workdir, pulsar_url, extra=["--metrics-endpoint", f"127.0.0.1:{port}"])
+        with pytest.raises(AssertionError, match="fsd exited with 1"):
+            daemon.start(timeout=30)
+    assert f"fsd: cannot serve metrics at 127.0.0.1:{port}: Address already in use" in (
+        daemon.log_tail()
+    )
