@@ -605,3 +605,34 @@ def consume(
         sys.exit(CtlExit.FAILED)
     except KeyboardInterrupt:
         pass
+
+
+LOGS_POLL_SECONDS = 0.5  # how often 'logs -f' asks fsd for new lines
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("--replica", type=int, help="Only this replica (default: all).")
+@click.option(
+    "-l", "--lines", type=int, default=100, show_default=True, help="How many recent lines."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def logs(ctx: Ctx, name: str, follow: bool, replica: int | None, lines: int, as_json: bool) -> None:
+    """Show a function's worker and guest log lines (all replicas, oldest first)."""
+    args: dict[str, Any] = {"name": name, "lines": lines}
+    if replica is not None:
+        args["replica"] = replica
+    try:
+        while True:
+            data = ctx.call("logs", args)
+            for item in data["lines"]:
+                show.log_line(name, item["replica"], item["line"], as_json)
+            show.flush()
+            if not follow:
+                return
+            args["cursor"] = data["cursor"]
+            time.sleep(LOGS_POLL_SECONDS)
+    except KeyboardInterrupt:
+        pass

@@ -88,6 +88,8 @@ SETTINGS: list[Setting] = [
         "Delay before a redelivery, for functions created without --retry-delay-ms.",
         1000,
     ),
+    # metrics
+    Setting("metrics_endpoint", str, "Prometheus endpoint host:port, or 'off'.", "off"),
 ]
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -120,6 +122,8 @@ class FsdConfig:
     default_memory_limit: str = "256MiB"
     default_max_retries: int = 3
     default_retry_delay_ms: int = 1000
+    # metrics
+    metrics_endpoint: str = "off"
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> FsdConfig:
@@ -167,6 +171,13 @@ class FsdConfig:
             raise ConfigError(
                 f"log_level must be debug, info, warning or error: {self.log_level!r}"
             )
+        # metrics
+        from fsd.metrics import parse_endpoint
+
+        try:
+            parse_endpoint(self.metrics_endpoint)
+        except ValueError as exc:
+            raise ConfigError(f"metrics_endpoint: {exc}") from None
         self.function_defaults()  # raises ConfigError naming the default_* key
 
     def function_defaults(self) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from fscommon.worker_spec import WorkerSpec
 from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
 from fsd.config import FsdConfig
-from fsd.control_server import ControlServer
+from fsd.control_server import ControlServer, EndpointInUse
 from fsd.function_spec import FunctionSpec
 from fsd.handlers import make_handlers
+from fsd.metrics import MetricsServer, parse_endpoint
 from fsd.package_store import PackageStore
 from fsd.registry import Registry
 from fsd.replica_state import ReplicaState
@@ -70,6 +71,7 @@ class Daemon:
         self._stop_requested = False
         self._ctx: zmq.Context | None = None
         self._transitions: zmq.Socket | None = None
+        self.metrics: MetricsServer | None = None
 
     def state_path(self, function: str) -> Path:
         """The function's state database (kept after delete unless purged)."""
@@ -144,6 +146,12 @@ class Daemon:
         # Requests that arrive while the broker starts wait in the socket.
         self._ctx = zmq.Context()
         control = ControlServer(self._ctx, self.config.endpoint, make_handlers(self))
+        try:
+            self._start_metrics()
+        except BaseException:
+            control.close()
+            self._ctx.term()
+            raise
         if not self.config.pulsar_url:
             notifier.status("starting the embedded Pulsar standalone")
             self.broker = EmbeddedPulsar(
@@ -215,6 +223,8 @@ class Daemon:
                     self._drain_events(events)
                 self.supervisor.tick()
                 control.poll_pending()
+                if self.metrics is not None:
+                    self.metrics.refresh(self.supervisor, self.backlog)
                 if self.backlog is not None:
                     self.backlog.set_targets(
                         [
@@ -236,6 +246,8 @@ class Daemon:
                 ):
                     break
         finally:
+            if self.metrics is not None:
+                self.metrics.stop()
             if self.backlog is not None:
                 self.backlog.stop()
             control.close()
@@ -250,6 +262,21 @@ class Daemon:
             self.registry.close()
         log.info("fsd stopped")
         return 0
+
+    def _start_metrics(self) -> None:
+        """Serve /metrics if metrics_endpoint is set (a taken port stops fsd, clearly)."""
+        where = parse_endpoint(self.config.metrics_endpoint)
+        if where is None:
+            return
+        server = MetricsServer(*where)
+        try:
+            server.start()
+        except OSError as exc:
+            raise EndpointInUse(
+                f"cannot serve metrics at {where[0]}:{where[1]}: {exc.strerror or exc}; "
+                f"choose another metrics_endpoint or set it to 'off'"
+            ) from None
+        self.metrics = server
 
     def _drain_events(self, events: zmq.Socket) -> None:
         while True:

@@ -50,6 +50,7 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "restart": h.restart,
         "update": h.update,
         "state": h.state,
+        "logs": h.logs,
     }
 
 
@@ -354,6 +355,55 @@ class _Handlers:
             )
         finally:
             store.close()
+
+    def logs(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A function's worker log lines: the last N, or what came after a cursor (-f)."""
+        from fscommon.protocol import LOGS_DEFAULT_LINES, LOGS_MAX_LINES, LOGS_MAX_REPLY_BYTES
+        from fsd.log_reader import read_logs
+
+        name, _spec = self._existing(args)
+        count = len(self.d.supervisor.functions[name].replicas)
+        replica = args.get("replica")
+        if replica is not None and (
+            not isinstance(replica, int) or isinstance(replica, bool) or not 0 <= replica < count
+        ):
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"replica {replica!r} does not exist: function '{name}' has {count} "
+                f"replica{'s' if count != 1 else ''} (0 to {count - 1})",
+            )
+        lines = args.get("lines", LOGS_DEFAULT_LINES)
+        if (
+            not isinstance(lines, int)
+            or isinstance(lines, bool)
+            or not 0 <= lines <= LOGS_MAX_LINES
+        ):
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"lines must be an integer from 0 to {LOGS_MAX_LINES}, got {lines!r}",
+            )
+        cursor = args.get("cursor")
+        if cursor is not None and not (
+            isinstance(cursor, dict)
+            and len(cursor) <= MAX_REPLICAS
+            and all(
+                isinstance(k, str) and k.isdigit() and isinstance(v, int) and v >= 0
+                for k, v in cursor.items()
+            )
+        ):
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                "cursor must map replica numbers (as strings) to byte offsets >= 0",
+            )
+        replicas = [replica] if replica is not None else list(range(count))
+        reply = read_logs(
+            lambda index: self.d.supervisor.log_path(name, index),
+            replicas,
+            lines,
+            cursor,
+            LOGS_MAX_REPLY_BYTES,
+        )
+        return {"function": name, **reply}
 
     def list(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
