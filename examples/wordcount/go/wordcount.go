@@ -12,13 +12,24 @@ import (
 	"functionstream.dev/sdk/fs"
 )
 
-// minLength is config min_length, read once per instance.
-var minLength = 1
+// minLength is config min_length, read on the first input (0: not read yet),
+// like the C example, so a bad value is logged while a message is processed.
+var minLength int
 
 // Reused between inputs, so counting allocates nothing.
 var word, record []byte
 
 func init() {
+	fs.HandleEmit(countLine)
+}
+
+// readMinLength reads config min_length once per instance: default 1, and a
+// bad value is logged and replaced by 1.
+func readMinLength() int {
+	if minLength > 0 {
+		return minLength
+	}
+	minLength = 1
 	if v, ok := fs.Config("min_length"); ok {
 		if n, good := parseMinLength(v); good {
 			minLength = n
@@ -27,13 +38,14 @@ func init() {
 				`" is not an integer from 1 to 1000000; using 1`)
 		}
 	}
-	fs.HandleEmit(countLine)
+	return minLength
 }
 
 // countLine counts the words of one line and emits one record per counted word.
 // A word longer than 4096 bytes (the state key limit) makes fs.StateAdd trap,
 // which fails the input with nothing it counted kept.
 func countLine(line []byte, out *fs.Output) error {
+	min := readMinLength()
 	words := 0
 	for i := 0; i < len(line); {
 		if !isWordByte(line[i]) {
@@ -45,7 +57,7 @@ func countLine(line []byte, out *fs.Output) error {
 			i++
 		}
 		words++
-		if i-start < minLength {
+		if i-start < min {
 			continue
 		}
 		word = word[:0]

@@ -33,7 +33,7 @@ func records(t *testing.T, lines ...string) [][]string {
 
 func TestCountsAcrossLines(t *testing.T) {
 	fs.ResetTestHost(nil)
-	minLength = 1
+	minLength = 0
 	got := records(t, "The cat and the hat.", "", "THE END? the_end!")
 	want := `[[{"word":"the","count":1} {"word":"cat","count":1} {"word":"and","count":1} {"word":"the","count":2} {"word":"hat","count":1}] [] [{"word":"the","count":3} {"word":"end","count":1} {"word":"the","count":4} {"word":"end","count":2}]]`
 	if s := fmtRecords(got); s != want {
@@ -48,15 +48,23 @@ func TestCountsAcrossLines(t *testing.T) {
 }
 
 func TestMinLength(t *testing.T) {
-	fs.ResetTestHost(nil)
-	minLength = 3
-	defer func() { minLength = 1 }()
+	fs.ResetTestHost(map[string]string{"min_length": "3"})
+	minLength = 0
+	defer func() { minLength = 0 }()
 	got := records(t, "a big cat is on it", "x y")
 	if fmtRecords(got) != `[[{"word":"big","count":1} {"word":"cat","count":1}] []]` {
 		t.Errorf("got %s", fmtRecords(got))
 	}
 	if len(fs.Host.Logs) != 0 {
 		t.Errorf("a line with short words only is not empty: %+v", fs.Host.Logs)
+	}
+	fs.ResetTestHost(map[string]string{"min_length": "zero"})
+	minLength = 0
+	if got := fmtRecords(records(t, "a b")); got != `[[{"word":"a","count":1} {"word":"b","count":1}]]` {
+		t.Errorf("got %s", got)
+	}
+	if len(fs.Host.Logs) != 1 || fs.Host.Logs[0].Text != `wordcount: config min_length="zero" is not an integer from 1 to 1000000; using 1` {
+		t.Errorf("logs: %+v", fs.Host.Logs)
 	}
 	for v, ok := range map[string]bool{"1": true, "1000000": true, "0": false, "1000001": false, "+5": false, " 5": false, "": false, "zero": false, "0000003": true} {
 		if _, good := parseMinLength(v); good != ok {
