@@ -21,36 +21,38 @@ func person(input []byte) ([]byte, error) {
 	if !utf8.Valid(input) {
 		return nil, errors.New("basic: input is not valid UTF-8")
 	}
-	// Unmarshal accepts "null" into a map (leaving it nil): require an object.
-	if start := bytes.TrimLeft(input, " \t\r\n"); len(start) == 0 || start[0] != '{' {
-		return nil, errors.New("basic: input is not a JSON object")
+	// json.Valid checks the whole input is one JSON value (nested unknown
+	// values included, nothing after it); topLevel then reads its keys. (Not
+	// Unmarshal into a struct: struct fields match keys case-insensitively,
+	// and a map of json.RawMessage costs 10x the time of the rest.)
+	if !json.Valid(input) {
+		return nil, errors.New("basic: input is not JSON")
 	}
-	// A map, not a struct: struct fields match keys case-insensitively
-	// ("NAME" would count as "name"). Map keys match exactly, the last
-	// duplicate wins, and Unmarshal rejects trailing data and invalid JSON.
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(input, &fields); err != nil {
-		return nil, errors.New("basic: input is not a JSON object: " + err.Error())
-	}
-	rawName, ok := fields["name"]
-	if !ok {
-		return nil, errors.New("basic: \"name\" is missing")
-	}
-	if rawName[0] != '"' {
-		return nil, errors.New("basic: \"name\" is not a string: " + string(rawName))
-	}
-	if err := checkSurrogates(rawName); err != nil {
+	f, err := topLevel(input)
+	if err != nil {
 		return nil, err
 	}
-	var name string
-	if err := json.Unmarshal(rawName, &name); err != nil {
-		return nil, errors.New("basic: \"name\": " + err.Error())
+	if f.name == nil {
+		return nil, errors.New("basic: \"name\" is missing")
 	}
-	rawMoney, ok := fields["money"]
-	if !ok {
+	if f.name[0] != '"' {
+		return nil, errors.New("basic: \"name\" is not a string: " + string(f.name))
+	}
+	if err := checkSurrogates(f.name); err != nil {
+		return nil, err
+	}
+	name := f.name[1 : len(f.name)-1] // no escapes: the raw text is the string
+	if bytes.IndexByte(name, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(f.name, &s); err != nil {
+			return nil, errors.New("basic: \"name\": " + err.Error())
+		}
+		name = []byte(s)
+	}
+	if f.money == nil {
 		return nil, errors.New("basic: \"money\" is missing")
 	}
-	money, err := integer("money", rawMoney)
+	money, err := integer("money", f.money)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +60,8 @@ func person(input []byte) ([]byte, error) {
 		return nil, errors.New("basic: \"money\" + 1 overflows int64")
 	}
 	var expected int64
-	if raw, ok := fields["expected"]; ok && string(raw) != "null" {
-		if expected, err = integer("expected", raw); err != nil {
+	if f.expected != nil && string(f.expected) != "null" {
+		if expected, err = integer("expected", f.expected); err != nil {
 			return nil, err
 		}
 	}
@@ -73,9 +75,90 @@ func person(input []byte) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// fields holds the raw JSON text of the keys the function reads (nil: absent).
+type fields struct{ name, money, expected []byte }
+
+// topLevel returns the values of the top-level keys name, money and expected
+// of a JSON object, the last one where a key repeats. data must be valid JSON
+// (json.Valid), so the scan only has to find where each value ends.
+func topLevel(data []byte) (fields, error) {
+	var f fields
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return f, errors.New("basic: input is not a JSON object")
+	}
+	i = skipSpace(data, i+1)
+	for data[i] != '}' {
+		end := skipValue(data, i) // the key, a string
+		key := data[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 { // an escaped key, e.g. "n\u0061me"
+			var s string
+			if err := json.Unmarshal(data[i:end], &s); err != nil {
+				return f, errors.New("basic: bad key: " + err.Error())
+			}
+			key = []byte(s)
+		}
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		end = skipValue(data, i)
+		switch string(key) {
+		case "name":
+			f.name = data[i:end]
+		case "money":
+			f.money = data[i:end]
+		case "expected":
+			f.expected = data[i:end]
+		}
+		i = skipSpace(data, end)
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return f, nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns where the valid JSON value starting at data[i] ends.
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			for i++; data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 { // the end of the enclosing object: a scalar ended here
+				return i
+			}
+		case ',', ' ', '\t', '\n', '\r', ':':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
 // integer parses a JSON number with no fraction or exponent that fits int64.
 // raw is valid JSON already (Unmarshal checked it).
-func integer(key string, raw json.RawMessage) (int64, error) {
+func integer(key string, raw []byte) (int64, error) {
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) ||
 		bytes.ContainsAny(raw, ".eE") {
 		return 0, errors.New("basic: \"" + key + "\" is not an integer: " + string(raw))
@@ -136,7 +219,7 @@ func hex4(b []byte) rune {
 // json.dumps(s, ensure_ascii=False) writes it: non-ASCII characters raw (as
 // UTF-8), `"` and `\` escaped, control characters as \n, \r, \t, \b, \f or
 // \u00XX. (encoding/json would also escape <, >, &, U+2028 and U+2029.)
-func appendJSONString(out []byte, s string) []byte {
+func appendJSONString(out []byte, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	out = append(out, '"')
 	for i := 0; i < len(s); i++ {

@@ -22,13 +22,17 @@ var vectors = []struct{ in, out string }{
 	{`{"name":"\ud83d\ude00","money":9223372036854775806,"expected":-0}`, `{"name":"😀","money":9223372036854775807,"expected":0}`},
 	{`{"NAME":5,"name":"x","Money":"y","money":1}`, `{"name":"x","money":2,"expected":0}`},
 	{`{"name":"x","money":"1","money":1}`, `{"name":"x","money":2,"expected":0}`},
+	{`{"n\u0061me":"esc","money":1}`, `{"name":"esc","money":2,"expected":0}`},
+	{`{"a":"}{,\":","name":"q","b":[{"c":"]","name":1}],"money":3,"c":-1.5e3,"d":[]}`, `{"name":"q","money":4,"expected":0}`},
+	{"\t{\n\"name\"\r:\"w\",\"money\":\n-0,\"expected\":null,\"expected\":4}\n", `{"name":"w","money":1,"expected":4}`},
+	{`{"name":"","money":0,"expected":-9223372036854775808}`, `{"name":"","money":1,"expected":-9223372036854775808}`},
 }
 
 var failures = []string{
 	`not json`, `{"name":"x"}`, `{"name":5,"money":1}`, `{"name":"x","money":1.5}`,
 	`{"name":"x","money":"1"}`, `[1,2]`, `{"name":"x","money":1,"expected":"no"}`,
 	// Beyond the shared vectors.
-	``, `null`, `"x"`, `{"money":1}`, `{"name":null,"money":1}`, `{"name":"x","money":null}`,
+	``, `null`, `{}`, `{"name":"x","money":1,"expected":null,"expected":"4"}`, `{"name":"x","money":01}`, `"x"`, `{"money":1}`, `{"name":null,"money":1}`, `{"name":"x","money":null}`,
 	`{"name":"x","money":1e3}`, `{"name":"x","money":10E0}`, `{"name":"x","money":1.0}`,
 	`{"name":"x","money":9223372036854775807}`, `{"name":"x","money":9223372036854775808}`,
 	`{"name":"x","money":-9223372036854775809}`, `{"name":"x","money":1,"expected":1.5}`,
