@@ -42,6 +42,13 @@ fs_find_go() {
 # fs_go_build GO OUT [PACKAGE]: build a Function Stream module (a WASI reactor)
 # offline from the current directory: no toolchain switch, no module download.
 fs_go_build() {
+    # Without HOME (a bare CI environment) Go has no default cache or GOPATH.
+    if [ -z "${HOME:-}${XDG_CACHE_HOME:-}${GOCACHE:-}" ]; then
+        export GOCACHE="${TMPDIR:-/tmp}/fs-go-build-cache"
+    fi
+    if [ -z "${HOME:-}${GOPATH:-}" ]; then
+        export GOPATH="${TMPDIR:-/tmp}/fs-go-path"
+    fi
     GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOWORK=off GOFLAGS= \
         "$1" build -buildmode=c-shared -trimpath -ldflags='-s -w' -o "$2" "${3:-.}"
 }
