@@ -23,11 +23,9 @@ func wasmAlloc(n int32) int32 {
 		return 0
 	}
 	if len(inBuf) < int(n) || len(inBuf) == 0 {
-		size := max(minBuf, 2*len(inBuf))
-		for size < int(n) {
-			size *= 2
-		}
-		inBuf = make([]byte, size)
+		// Double, so that slowly growing inputs reallocate rarely; a larger
+		// input gets exactly its size.
+		inBuf = make([]byte, max(int(n), 2*len(inBuf), minBuf))
 	}
 	return int32(uintptr(unsafe.Pointer(&inBuf[0])))
 }
