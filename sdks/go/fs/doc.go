@@ -4,7 +4,11 @@
 //
 //	package main
 //
-//	import "functionstream.dev/sdk/fs"
+//	import (
+//		"bytes"
+//
+//		"functionstream.dev/sdk/fs"
+//	)
 //
 //	func init() {
 //		fs.Handle(func(input []byte) ([][]byte, error) {
