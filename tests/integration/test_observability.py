@@ -20,7 +20,7 @@ from tests.streams import client, person
 
 pytestmark = pytest.mark.integration
 
-BASIC = str(EXAMPLES / "basic" / "example_basic.wasm")
+BASIC = str(EXAMPLES / "basic" / "c" / "basic.wasm")
 GOOD, BAD = 20, 5
 
 
