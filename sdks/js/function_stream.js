@@ -16,6 +16,8 @@ const MAX_ERROR_CHARS = 1000;
 function record(value) {
   if (typeof value === "string") return encoder.encode(value);
   if (value instanceof Uint8Array) return value;
+  // A typed array from the host bindings may not be `instanceof` this realm's Uint8Array.
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   throw new TypeError(`an output record must be a Uint8Array or a string, not ${typeof value}`);
 }

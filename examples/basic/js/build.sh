@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build basic.wasm (a WebAssembly component) from app.js with componentize-js.
-# Toolchain: scripts/toolchains/js.sh (node + npm ci in sdks/js).
+# Toolchain: scripts/toolchains/js.sh (node, npm, and sdks/js/node_modules).
 set -e
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -11,7 +11,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 if [ ! -x "$sdk/node_modules/.bin/componentize-js" ]; then
     # A project-local dependency (sdks/js/package-lock.json), not a toolchain install.
-    (cd "$sdk" && npm ci --no-audit --no-fund >/dev/null)
+    (cd "$sdk" && npm install --no-save --no-audit --no-fund >/dev/null)
 fi
 # componentize-js resolves relative imports against the working directory.
 cd "$root"
