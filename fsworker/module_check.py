@@ -139,7 +139,9 @@ def check_component(engine: wasmtime.Engine, component: wc.Component) -> None:
             f"build it against wit/function-stream.wit, world 'processor')"
         )
     if not _is_process_type(process.ty):
-        raise InvalidModule(f"component export 'process' has the wrong type: expected {_PROCESS_TYPE}")
+        raise InvalidModule(
+            f"component export 'process' has the wrong type: expected {_PROCESS_TYPE}"
+        )
     for name, item in ty.imports(engine).items():
         if name.startswith(COMPONENT_WASI_IMPORTS + COMPONENT_WASI_DENIED_OK):
             continue

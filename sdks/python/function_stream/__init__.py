@@ -70,10 +70,10 @@ def component(process: Callable[[bytes], Output]) -> type:
     """
 
     class WitWorld(wit_world.WitWorld):
-        def process(self, input: bytes) -> list[bytes]:  # noqa: A002 - the WIT name
+        def process(self, input: bytes) -> list[bytes]:
             try:
                 return _records(process(input))
-            except Exception as exc:  # noqa: BLE001 - every failure becomes the input's error
+            except Exception as exc:  # every failure becomes the input's error
                 text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 raise Err(text[:MAX_ERROR_CHARS]) from None
 
