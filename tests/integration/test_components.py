@@ -6,6 +6,7 @@ import time
 
 import pulsar
 import pytest
+import wasmtime
 
 from tests.helpers import EXAMPLES, Fsd, unique, wait_for
 from tests.streams import client
@@ -99,3 +100,22 @@ def test_python_component_processes_and_dead_letters(fsd: Fsd, pulsar_url: str):
     finally:
         outputs.close()
         dlq.close()
+
+
+def test_component_with_the_wrong_process_is_refused_at_create(fsd: Fsd, workdir):
+    wasm = workdir / "wrong.wasm"
+    wasm.write_bytes(
+        wasmtime.wat2wasm(
+            """(component
+              (core module $m (func (export "f") (param i32) (result i32) unreachable))
+              (core instance $i (instantiate $m))
+              (func (export "process") (param "input" u32) (result u32)
+                (canon lift (core func $i "f"))))"""
+        )
+    )
+    result = fsd.ctl("create", "-n", unique("wrong"), "-a", str(wasm), "-i", "a", "-o", "b")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "component export 'process' has the wrong type" in lines[0], lines[0]
+    assert fsd.ctl_json("list") == []
