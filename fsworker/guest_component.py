@@ -41,7 +41,7 @@ import ctypes
 import re
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import wasmtime
@@ -65,9 +65,6 @@ from fsworker.host_api import HostCallError
 from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 from fsworker.limits import NO_DEADLINE, UNLIMITED_FUEL, deadline_ticks, fmt_bytes, ticker
 from fsworker.state_store import StateError
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger("fsworker.guest_component")
 
