@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import wasmtime
+import wasmtime.component
 
 from fsworker.engine import engine_fuel
 from fsworker.limits import (
@@ -240,7 +241,7 @@ def check_memory_fits(module: wasmtime.Module, limits: GuestLimits) -> None:
 
 def open_guest(
     engine: wasmtime.Engine,
-    module: wasmtime.Module,
+    module: wasmtime.Module | wasmtime.component.Component,
     kind: ModuleKind,
     scratch_dir: Path,
     limits: GuestLimits = GuestLimits(),
@@ -258,10 +259,16 @@ def open_guest(
     such imports and no ``host`` raises GuestInitError. ``sandbox``: the WASI
     grants (fsworker/sandbox.py); None grants nothing.
     Raises ValueError if ``limits.fuel`` is set but the engine does not meter fuel.
+    A component (``ModuleKind.COMPONENT``) runs in fsworker/guest_component.py.
     """
     if limits.fuel is not None and not meters_fuel(engine):
         raise ValueError("a fuel limit needs an engine made with new_engine(fuel=True)")
-    check_memory_fits(module, limits)
+    if kind is ModuleKind.COMPONENT:
+        from fsworker.guest_component import ComponentGuest
+
+        ticker.add(engine)
+        return ComponentGuest(engine, module, limits, fast=fast, host=host)  # type: ignore[arg-type]
+    check_memory_fits(module, limits)  # type: ignore[arg-type]
     ticker.add(engine)
     from fsworker.sandbox import NO_GRANTS
 
