@@ -263,16 +263,16 @@ def open_guest(
     """
     if limits.fuel is not None and not meters_fuel(engine):
         raise ValueError("a fuel limit needs an engine made with new_engine(fuel=True)")
+    from fsworker.sandbox import NO_GRANTS
+
+    grants = NO_GRANTS if sandbox is None else sandbox
     if kind is ModuleKind.COMPONENT:
         from fsworker.guest_component import ComponentGuest
 
         ticker.add(engine)
-        return ComponentGuest(engine, module, limits, fast=fast, host=host)  # type: ignore[arg-type]
+        return ComponentGuest(engine, module, limits, fast=fast, host=host, sandbox=grants)  # type: ignore[arg-type]
     check_memory_fits(module, limits)  # type: ignore[arg-type]
     ticker.add(engine)
-    from fsworker.sandbox import NO_GRANTS
-
-    grants = NO_GRANTS if sandbox is None else sandbox
     if kind is ModuleKind.ABI:
         from fsworker.guest_abi import AbiGuest
 

@@ -64,6 +64,7 @@ from fsworker.guest import (
 from fsworker.host_api import HostCallError
 from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 from fsworker.limits import NO_DEADLINE, UNLIMITED_FUEL, deadline_ticks, fmt_bytes, ticker
+from fsworker.sandbox import NO_GRANTS, Sandbox, SandboxError
 from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.guest_component")
@@ -317,9 +318,11 @@ class ComponentGuest:
         *,
         fast: bool | None = None,
         host: HostContext | None = None,
+        sandbox: Sandbox = NO_GRANTS,
     ) -> None:
         self._engine = engine
         self._component = component
+        self._sandbox = sandbox
         self._limits = limits
         self._metered = meters_fuel(engine)
         self._fast = FAST_AVAILABLE if fast is None else (fast and FAST_AVAILABLE)
@@ -345,9 +348,14 @@ class ComponentGuest:
         limits = self._limits
         store = wasmtime.Store(self._engine)
         wasi = wasmtime.WasiConfig()
-        # Output goes to the worker's log; nothing else of the host is granted.
+        # Output goes to the worker's log; of the host, only the function's grants
+        # (wasmtime's WASI p2 context also denies every socket address by default).
         wasi.inherit_stdout()
         wasi.inherit_stderr()
+        try:
+            self._sandbox.apply(wasi)
+        except SandboxError as exc:
+            raise GuestInitError(str(exc)) from None
         store.set_wasi(wasi)
         if limits.memory_limit is not None:
             store.set_limits(memory_size=limits.memory_limit)

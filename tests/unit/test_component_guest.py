@@ -237,7 +237,7 @@ def test_component_recognised_and_cached_apart(engine, basics, tmp_path):
     wasm_path = EXAMPLES / "basic" / "python" / "basic.wasm"
     wasm = wasm_path.read_bytes()
     assert is_component(wasm)
-    assert not is_component((EXAMPLES / "basic" / "example_basic.wasm").read_bytes())
+    assert not is_component((EXAMPLES / "basic" / "c" / "basic.wasm").read_bytes())
     assert classify(basics["python"]) is ModuleKind.COMPONENT
     started = time.monotonic()
     loaded = module_cache.load(engine, wasm_path, CACHE)  # cached by the fixture
@@ -388,3 +388,15 @@ def test_missing_process_is_refused(engine):
     wasm = wasmtime.wat2wasm("(component)")
     with pytest.raises(InvalidModule, match="component does not export 'process'"):
         compile_module(engine, wasm)
+
+
+def test_sandbox_grants_reach_the_component_wasi_context(engine, wat_component, tmp_path):
+    # A granted directory that is gone cannot be preopened: proof the grants are applied.
+    from fsworker.guest import GuestInitError
+    from fsworker.sandbox import DirGrant, Sandbox
+
+    gone = Sandbox(dirs=(DirGrant(str(tmp_path / "gone"), "/data", False),))
+    with pytest.raises(GuestInitError, match="gone"):
+        _open(engine, wat_component, tmp_path, sandbox=gone)
+    there = Sandbox(dirs=(DirGrant(str(tmp_path), "/data", True),), env=(("A", "1"),))
+    assert _open(engine, wat_component, tmp_path, sandbox=there).call(b"ok") == [b"ok"]
