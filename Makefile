@@ -11,7 +11,10 @@ setup:
 run: setup
 	$(PYTHON) -m fsd
 
-test: setup
+# The tests build every example from source (tests/conformance), so the setup
+# installs the toolchains too.
+test:
+	FS_SETUP_TOOLCHAINS=1 PYTHON=$(PYTHON) scripts/setup.sh
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
@@ -28,6 +31,11 @@ format:
 	$(PYTHON) -m ruff check --fix .
 
 examples:
-	FS_SETUP_TOOLCHAINS=1 PYTHON=$(PYTHON) scripts/setup.sh
-	$(MAKE) -C examples/basic
-	$(MAKE) -C examples/wordcount
+	scripts/toolchains.sh
+	scripts/build-examples.sh
+
+# Install the systemd units, the user and /etc/function-stream/fsd.toml (as root).
+# Flags: make install-systemd INSTALL_SYSTEMD_FLAGS="--dry-run --separate-broker"
+.PHONY: install-systemd
+install-systemd:
+	scripts/install-systemd.sh $(INSTALL_SYSTEMD_FLAGS)

@@ -1,4 +1,4 @@
-"""Per-function data-path options: guarantees, ordering, retries, limits, schemas.
+"""Per-function data-path options: guarantees, ordering, retries, limits, schemas, grants.
 
 Validated once in fsd at create/update (so a bad value is a clear error
 naming the option) and carried to every worker in its spec.
@@ -6,6 +6,8 @@ naming the option) and carried to every worker in its spec.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -17,6 +19,11 @@ SCHEMAS = ("bytes", "string", "json", "avro")
 PASS_THROUGH = ("key", "properties", "event-time")
 
 MAX_MEMORY_LIMIT = 4 * 1024 * 1024 * 1024  # wasm32 cannot address more
+
+# Sandbox grants (docs/security.md, "Function sandbox").
+DIR_MODES = ("ro", "rw")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_GRANTS = 64  # per kind; a guard against a runaway script, not a design limit
 
 
 class OptionError(ValueError):
@@ -42,6 +49,11 @@ class FunctionOptions:
     json_schema: dict[str, Any] | None = None  # validates input when input_schema is json
     avro_schema: str | None = None  # Avro schema (JSON text) for avro input/output
     pass_through: list[str] = field(default_factory=lambda: list(PASS_THROUGH))
+    # WASI grants; nothing of the host is visible to the guest without them.
+    # Each dir: {"host": abs existing dir, "guest": abs path, "mode": "ro"|"rw"}.
+    allow_dirs: list[dict[str, str]] = field(default_factory=list)
+    # Each entry "NAME" (the value from fsd's environment) or "NAME=VALUE" (fixed).
+    allow_env: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the registry and the worker spec."""
@@ -101,11 +113,30 @@ class FunctionOptions:
         avro_used = "avro" in (self.input_schema, self.output_schema)
         if avro_used and not self.avro_schema:
             raise OptionError("an avro input or output schema needs --avro-schema FILE")
+        _validate_dir_grants(self.allow_dirs)
+        _validate_env_grants(self.allow_env)
         if self.guarantee == "effectively-once" and self.ordering != "strict":
             raise OptionError(
                 "effectively-once needs --ordering strict: output sequence ids follow the input "
                 "order, which only one active consumer per topic keeps"
             )
+
+
+# The options an operator may give defaults for in fsd.toml (default_<option>).
+OPERATOR_DEFAULTS = ("timeout_ms", "memory_limit", "max_retries", "retry_delay_ms")
+
+
+def with_defaults(raw: Any, defaults: dict[str, Any]) -> Any:
+    """A create request's options with fsd's configured defaults for the keys it leaves out.
+
+    An explicit value, including None ("no limit"), wins over the default.
+    Anything that is not a map is returned as is, for from_dict to reject.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return raw
+    return {**defaults, **raw}
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -116,6 +147,99 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 def _int(name: str, value: Any, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise OptionError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+
+
+GRANT_FIELDS = ("allow_dirs", "allow_env")
+
+
+def with_grants(options: dict[str, Any], grants: Any) -> dict[str, Any]:
+    """``options`` (FunctionOptions.to_dict()) with the grant lists in ``grants`` replaced.
+
+    For ``fsctl update --allow-dir/--allow-env``; raises OptionError.
+    """
+    if not isinstance(grants, dict) or not grants or set(grants) - set(GRANT_FIELDS):
+        raise OptionError(
+            f"grants must be a map with allow_dirs and/or allow_env, got {grants!r}"[:300]
+        )
+    return FunctionOptions.from_dict({**options, **grants}).to_dict()
+
+
+def parse_dir_grant(text: str) -> dict[str, str]:
+    """``HOST:GUEST[:ro|:rw]`` (the --allow-dir flag) -> a grant; the default mode is rw.
+
+    Only the shape is checked here; ``validate`` checks the paths (in fsd, which
+    is on the host that has them).
+    """
+    parts = text.split(":")
+    if len(parts) == 2:
+        parts.append("rw")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise OptionError(
+            f"--allow-dir takes HOST:GUEST or HOST:GUEST:ro (paths without ':'), got {text!r}"
+        )
+    host, guest, mode = parts
+    if mode not in DIR_MODES:
+        raise OptionError(f"--allow-dir mode must be ro or rw, got {mode!r} in {text!r}")
+    return {"host": host, "guest": guest, "mode": mode}
+
+
+def format_dir_grant(grant: dict[str, str]) -> str:
+    """A grant as the flag text, ``HOST:GUEST:MODE``."""
+    return f"{grant['host']}:{grant['guest']}:{grant['mode']}"
+
+
+def env_grant_name(entry: str) -> str:
+    """The variable name of an --allow-env entry (``NAME`` or ``NAME=VALUE``)."""
+    return entry.partition("=")[0]
+
+
+def _validate_dir_grants(grants: Any) -> None:
+    if not isinstance(grants, list) or len(grants) > MAX_GRANTS:
+        raise OptionError(f"allow-dirs must be a list of at most {MAX_GRANTS} grants")
+    guests: set[str] = set()
+    for grant in grants:
+        if not isinstance(grant, dict) or set(grant) != {"host", "guest", "mode"}:
+            raise OptionError(f"--allow-dir grant must have host, guest and mode, got {grant!r}")
+        host, guest, mode = grant["host"], grant["guest"], grant["mode"]
+        shown = f"{host}:{guest}:{mode}"
+        if mode not in DIR_MODES:
+            raise OptionError(f"--allow-dir mode must be ro or rw, got {mode!r} in {shown!r}")
+        if not isinstance(host, str) or not os.path.isabs(host) or "\0" in host:
+            raise OptionError(f"--allow-dir HOST must be an absolute path, got {host!r}")
+        if not os.path.isdir(host):
+            raise OptionError(
+                f"--allow-dir HOST {host!r} is not an existing directory on fsd's host"
+            )
+        if (
+            not isinstance(guest, str)
+            or not guest.startswith("/")
+            or "\0" in guest
+            or ".." in guest.split("/")
+        ):
+            raise OptionError(
+                f"--allow-dir GUEST must be an absolute path without '..', got {guest!r}"
+            )
+        normal = posixpath.normpath(guest)
+        if normal in guests:
+            raise OptionError(f"--allow-dir GUEST {guest!r} is granted twice")
+        guests.add(normal)
+
+
+def _validate_env_grants(entries: Any) -> None:
+    if not isinstance(entries, list) or len(entries) > MAX_GRANTS:
+        raise OptionError(f"allow-env must be a list of at most {MAX_GRANTS} entries")
+    names: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise OptionError(f"--allow-env takes NAME or NAME=VALUE, got {entry!r}")
+        name, _, value = entry.partition("=")
+        if not ENV_NAME.match(name):
+            raise OptionError(f"--allow-env NAME must match [A-Za-z_][A-Za-z0-9_]*, got {name!r}")
+        if "\0" in value:
+            raise OptionError(f"--allow-env {name}: the value must not contain NUL")
+        if name in names:
+            raise OptionError(f"--allow-env {name} is given twice")
+        names.add(name)
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)

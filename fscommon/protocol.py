@@ -208,3 +208,94 @@ def decode_event(frame: bytes) -> dict[str, Any]:
                 ErrorCode.BAD_REQUEST, f"event field {key!r} must be {typ.__name__}"
             )
     return obj
+
+
+# --- heartbeat payload (fsworker -> fsd) -----------------------------------------------------
+#
+# A heartbeat carries the incarnation's cumulative counters as top-level ints
+# (HEARTBEAT_COUNTERS), the latency histogram as ``latency`` (one count per
+# bucket of fscommon.latency.LATENCY_BUCKETS plus +Inf, not cumulative) and
+# ``latency_sum`` (seconds), and ``fuel_used`` when the function meters fuel.
+# Everything counts from the worker's start; fsd adds incarnations up.
+
+HEARTBEAT_COUNTERS = ("received", "processed", "failed", "retried", "dead_lettered", "published")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The metrics of one heartbeat, checked."""
+
+    counters: dict[str, int]
+    latency: tuple[int, ...]
+    latency_sum: float
+    fuel_used: int | None = None
+
+
+def heartbeat_fields(
+    counters: dict[str, int],
+    latency: list[int],
+    latency_sum: float,
+    fuel_used: int | None = None,
+) -> dict[str, Any]:
+    """The extra fields of a heartbeat event (``encode_event(HEARTBEAT, ..., **fields)``)."""
+    fields: dict[str, Any] = {**counters, "latency": latency, "latency_sum": latency_sum}
+    if fuel_used is not None:
+        fields["fuel_used"] = fuel_used
+    return fields
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def decode_heartbeat(event: dict[str, Any]) -> Heartbeat:
+    """Check a decoded heartbeat event's metrics; raises ProtocolError naming the field."""
+    from fscommon.latency import LATENCY_BUCKETS
+
+    counters = {}
+    for key in HEARTBEAT_COUNTERS:
+        value = event.get(key, 0)
+        if not _count(value):
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, f"heartbeat field {key!r} must be a count, got {value!r}"
+            )
+        counters[key] = value
+    latency = event.get("latency", [0] * (len(LATENCY_BUCKETS) + 1))
+    if (
+        not isinstance(latency, list)
+        or len(latency) != len(LATENCY_BUCKETS) + 1
+        or not all(_count(c) for c in latency)
+    ):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"heartbeat field 'latency' must be {len(LATENCY_BUCKETS) + 1} counts "
+            f"(buckets of fscommon.latency plus +Inf)",
+        )
+    latency_sum = event.get("latency_sum", 0.0)
+    if not isinstance(latency_sum, int | float) or isinstance(latency_sum, bool) or latency_sum < 0:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"heartbeat field 'latency_sum' must be >= 0: {latency_sum!r}"
+        )
+    fuel_used = event.get("fuel_used")
+    if fuel_used is not None and not _count(fuel_used):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"heartbeat field 'fuel_used' must be a count: {fuel_used!r}"
+        )
+    return Heartbeat(counters, tuple(latency), float(latency_sum), fuel_used)
+
+
+# --- the logs command (fsctl logs) -----------------------------------------------------------
+#
+# args:  name (str), replica (int, optional: every replica), lines (int, the
+#        last N lines of each log when no cursor is given), cursor (optional map
+#        replica-as-string -> byte offset, from a previous reply: only what was
+#        written since).
+# reply: {"function", "replicas": [indexes], "lines": [{"replica", "line"}...]
+#        (oldest first), "cursor": {replica-as-string: offset}}.
+# A line is the worker's text as written: a JSON object for structured lines,
+# anything else (guest stderr, native client output) as is.
+
+LOGS_DEFAULT_LINES = 100
+LOGS_MAX_LINES = 10_000
+LOGS_MAX_LINE_CHARS = 16_384  # longer lines are cut (the rest is dropped, marked)
+LOGS_MAX_REPLY_BYTES = 2 * 1024 * 1024  # per reply; a follower gets the rest next poll

@@ -29,7 +29,8 @@ class WorkerSpec:
     parent_pid: int | None = None
     log_level: str = "info"
     config: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)  # FunctionOptions.to_dict()
+    # FunctionOptions.to_dict(), including the WASI grants (allow_dirs, allow_env).
+    options: dict[str, Any] = field(default_factory=dict)
     state_path: str | None = None  # the function's SQLite state database
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000

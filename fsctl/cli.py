@@ -23,6 +23,7 @@ from fscommon.function_options import (
     POSITIONS,
     SCHEMAS,
     OptionError,
+    parse_dir_grant,
     parse_size,
 )
 from fscommon.paths import default_control_endpoint
@@ -165,14 +166,17 @@ def _data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--subscription-position", type=choice(POSITIONS), default="earliest",
                      show_default=True, help="Where a new function starts reading."),
         click.option("--input-pattern", help="Regex over full topic names, instead of -i."),
-        click.option("--max-retries", type=int, default=3, show_default=True,
-                     help="Redeliveries of a failing message before the dead-letter topic."),
-        click.option("--retry-delay-ms", type=int, default=1000, show_default=True),
+        # No client-side default for these four: fsd applies its configured
+        # defaults (default_* in fsd.toml) to what the request leaves out.
+        click.option("--max-retries", type=int,
+                     help="Redeliveries of a failing message before the dead-letter topic "
+                     "[fsd default: 3]."),
+        click.option("--retry-delay-ms", type=int, help="[fsd default: 1000]"),
         click.option("--dead-letter-topic", help="Default: <input>-<function>-DLQ."),
-        click.option("--timeout-ms", type=int, default=5000, show_default=True,
-                     help="Time limit per message (0: none)."),
-        click.option("--memory-limit", default="256MiB", show_default=True,
-                     help="Guest memory limit, e.g. 64MiB (0: none)."),
+        click.option("--timeout-ms", type=int,
+                     help="Time limit per message, 0: none [fsd default: 5000]."),
+        click.option("--memory-limit",
+                     help="Guest memory limit, e.g. 64MiB, 0: none [fsd default: 256MiB]."),
         click.option("--fuel", type=int, help="Fuel (about one per instruction) per message."),
         click.option("--input-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
         click.option("--output-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
@@ -188,21 +192,55 @@ def _data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _sandbox_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """create's and update's WASI grants (docs/security.md, "Function sandbox")."""
+    fn = click.option(
+        "--allow-env", "allow_env", multiple=True, metavar="NAME[=VALUE]",
+        help="Let the guest see NAME with fsd's value, or with VALUE (repeat). "
+        "update: replaces the list; 'none' clears it.",
+    )(fn)  # fmt: skip
+    return click.option(
+        "--allow-dir", "allow_dir", multiple=True, metavar="HOST:GUEST[:ro]",
+        help="Let the guest open HOST at GUEST, read-write or :ro (repeat). "
+        "update: replaces the list; 'none' clears it.",
+    )(fn)  # fmt: skip
+
+
+def _grants_from_flags(allow_dir: tuple[str, ...], allow_env: tuple[str, ...]) -> dict[str, Any]:
+    """--allow-dir/--allow-env as FunctionOptions fields; only the flags given ('none': [])."""
+    grants: dict[str, Any] = {}
+    if allow_dir:
+        try:
+            grants["allow_dirs"] = (
+                [] if allow_dir == ("none",) else [parse_dir_grant(d) for d in allow_dir]
+            )
+        except OptionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--allow-dir") from None
+    if allow_env:
+        grants["allow_env"] = [] if allow_env == ("none",) else list(allow_env)
+    return grants
+
+
 def _options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
     """Turn create's flags into the FunctionOptions map fsd validates."""
     opts: dict[str, Any] = {
         key: flags[key]
         for key in (
-            "guarantee", "ordering", "subscription_position", "input_pattern", "max_retries",
-            "retry_delay_ms", "dead_letter_topic", "fuel", "input_schema", "output_schema",
+            "guarantee", "ordering", "subscription_position", "input_pattern",
+            "dead_letter_topic", "fuel", "input_schema", "output_schema",
         )
     }  # fmt: skip
-    opts["timeout_ms"] = flags["timeout_ms"] or None
-    try:
-        limit = parse_size(flags["memory_limit"])
-    except OptionError as exc:
-        raise click.BadParameter(str(exc), param_hint="--memory-limit") from None
-    opts["memory_limit"] = limit or None
+    for key in ("max_retries", "retry_delay_ms"):
+        if flags[key] is not None:
+            opts[key] = flags[key]
+    if flags["timeout_ms"] is not None:
+        opts["timeout_ms"] = flags["timeout_ms"] or None
+    if flags["memory_limit"] is not None:
+        try:
+            limit = parse_size(flags["memory_limit"])
+        except OptionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--memory-limit") from None
+        opts["memory_limit"] = limit or None
     passing = flags["pass_through"].strip()
     opts["pass_through"] = [] if passing in ("", "none") else passing.split(",")
     if flags["json_schema_file"]:
@@ -213,6 +251,7 @@ def _options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--json-schema") from None
     if flags["avro_schema_file"]:
         opts["avro_schema"] = _read_text(flags["avro_schema_file"], "--avro-schema")
+    opts.update(_grants_from_flags(flags["allow_dir"], flags["allow_env"]))
     return opts
 
 
@@ -238,6 +277,7 @@ def _read_text(path: str, hint: str) -> str:
 @click.option("--config", "config", multiple=True, help="key=value for the function (repeat).")
 @click.option("--no-wait", is_flag=True, help="Return without waiting for the replicas to run.")
 @_data_path_options
+@_sandbox_options
 @json_option
 @pass_ctx
 def create(
@@ -379,13 +419,23 @@ def restart(ctx: Ctx, name: str, as_json: bool) -> None:
 @click.option("-n", "--name", required=True, help="Function name.")
 @click.option("-a", "--archive", help="New WebAssembly module.")
 @click.option("--config", "config", multiple=True, help="key=value; replaces the whole map.")
+@_sandbox_options
 @json_option
 @pass_ctx
 def update(
-    ctx: Ctx, name: str, archive: str | None, config: tuple[str, ...], as_json: bool
+    ctx: Ctx,
+    name: str,
+    archive: str | None,
+    config: tuple[str, ...],
+    as_json: bool,
+    allow_dir: tuple[str, ...],
+    allow_env: tuple[str, ...],
 ) -> None:
-    """Replace the module and/or config, then roll the replicas one at a time."""
+    """Replace the module, config and/or grants, then roll the replicas one at a time."""
     args: dict[str, Any] = {"name": name}
+    grants = _grants_from_flags(allow_dir, allow_env)
+    if grants:
+        args["grants"] = grants
     if archive:
         args["wasm"] = _read_module(archive)
         args["wasm_name"] = Path(archive).name
@@ -643,5 +693,36 @@ def consume(
     except topics.TopicError as exc:
         show.error(str(exc))
         sys.exit(CtlExit.FAILED)
+    except KeyboardInterrupt:
+        pass
+
+
+LOGS_POLL_SECONDS = 0.5  # how often 'logs -f' asks fsd for new lines
+
+
+@main.command()
+@click.option("-n", "--name", required=True, help="Function name.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("--replica", type=int, help="Only this replica (default: all).")
+@click.option(
+    "-l", "--lines", type=int, default=100, show_default=True, help="How many recent lines."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def logs(ctx: Ctx, name: str, follow: bool, replica: int | None, lines: int, as_json: bool) -> None:
+    """Show a function's worker and guest log lines (all replicas, oldest first)."""
+    args: dict[str, Any] = {"name": name, "lines": lines}
+    if replica is not None:
+        args["replica"] = replica
+    try:
+        while True:
+            data = ctx.call("logs", args)
+            for item in data["lines"]:
+                show.log_line(name, item["replica"], item["line"], as_json)
+            show.flush()
+            if not follow:
+                return
+            args["cursor"] = data["cursor"]
+            time.sleep(LOGS_POLL_SECONDS)
     except KeyboardInterrupt:
         pass

@@ -109,8 +109,57 @@ def print_list(functions: list[dict[str, Any]]) -> None:
             for f in functions
         ],
     )
+    for f in functions:
+        granted = grants(f.get("options") or {})
+        if granted:
+            click.echo(f"{f['name']}: sandbox grants {granted}")
+
+
+def grants(options: dict[str, Any]) -> str:
+    """A function's WASI grants in flag syntax ('' for none): dirs, then variable names.
+
+    Only the names of --allow-env NAME=VALUE entries are shown, not the values.
+    """
+    dirs = [f"{d['host']}:{d['guest']}:{d['mode']}" for d in options.get("allow_dirs") or []]
+    env = [entry.partition("=")[0] for entry in options.get("allow_env") or []]
+    parts = [f"dir {d}" for d in dirs] + [f"env {name}" for name in env]
+    return ", ".join(parts)
 
 
 def flush() -> None:
     """Flush stdout (consume prints as messages arrive)."""
     sys.stdout.flush()
+
+
+# Fields every log line has; the rest are shown as key=value after the message.
+_LOG_HEAD = ("timestamp", "level", "event", "function", "replica")
+
+
+def log_line(function: str, replica: int, line: str, as_json: bool) -> None:
+    """One worker log line: readable, or a JSON object (function and replica always set).
+
+    Lines that are not JSON (a guest's stderr, the Pulsar client's own output)
+    are shown as they are, tagged with the replica they came from.
+    """
+    try:
+        record = json.loads(line) if line.startswith("{") else None
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        record = {"event": line, "source": "stderr"}
+        structured = False
+    else:
+        structured = True
+    record.setdefault("function", function)
+    record.setdefault("replica", replica)
+    if as_json:
+        click.echo(json.dumps(record, sort_keys=True, default=str))
+        return
+    where = f"{record['function']}/{record['replica']}"
+    if not structured:
+        click.echo(f"[{where}] {line}")
+        return
+    extra = " ".join(f"{k}={v}" for k, v in record.items() if k not in _LOG_HEAD)
+    text = f"{record.get('timestamp', '-')} {record.get('level', '-')!s:<7} [{where}] "
+    text += str(record.get("event", ""))
+    click.echo(f"{text} {extra}".rstrip())

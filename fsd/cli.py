@@ -16,18 +16,28 @@ import structlog
 
 from fscommon import logs
 from fsd.broker import BrokerError
-from fsd.config import SETTINGS, ConfigError, FsdConfig, read_config_file
+from fsd.config import (
+    SETTINGS,
+    ConfigError,
+    FsdConfig,
+    default_config_path,
+    read_config_file,
+)
 from fsd.control_server import ControlEndpointError
 
 log = structlog.get_logger("fsd")
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value:
-        try:
-            ctx.default_map = read_config_file(Path(value))
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc)) from None
+    """--config/FS_CONFIG, else the system file if it exists; its keys become the defaults."""
+    path = Path(value) if value else default_config_path()
+    if not value and not path.exists():
+        return
+    try:
+        ctx.default_map = read_config_file(path)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    ctx.meta["fsd.config_file"] = str(path)
 
 
 def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,12 +65,28 @@ def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     callback=_load_config_file,
     is_eager=True,
     expose_value=False,
-    help="TOML config file (keys: the long option names with '_').",
+    help="TOML config file (keys: the long option names with '_'). "
+    "[/etc/function-stream/fsd.toml if it exists]",
 )
 @_settings_options
 @click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a terminal.")
 @click.option("--check-config", is_flag=True, help="Print the effective configuration and exit.")
-def main(log_json: bool | None, check_config: bool, **values: Any) -> None:
+@click.option("--json", "as_json", is_flag=True, help="With --check-config: print JSON.")
+@click.option(
+    "--broker-only",
+    is_flag=True,
+    help="Run only the Pulsar standalone (pulsar_port, pulsar_web_port, pulsar_heap, "
+    "state_dir), as fs-pulsar.service does.",
+)
+@click.pass_context
+def main(
+    ctx: click.Context,
+    log_json: bool | None,
+    check_config: bool,
+    as_json: bool,
+    broker_only: bool,
+    **values: Any,
+) -> None:
     """Function Stream supervisor daemon."""
     try:
         config = FsdConfig.from_values(values)
@@ -68,14 +94,23 @@ def main(log_json: bool | None, check_config: bool, **values: Any) -> None:
         click.echo(f"fsd: {exc}", err=True)
         sys.exit(1)
     if check_config:
-        for key, value in config.as_dict().items():
-            click.echo(f"{key} = {value}")
+        source = ctx.meta.get("fsd.config_file")
+        if as_json:
+            click.echo(config.to_json())
+        else:
+            click.echo(f"# config file: {source or 'none'}")
+            click.echo(config.to_toml())
         return
     logs.configure(config.log_level, json=log_json)
-    from fsd.daemon import Daemon
-
     try:
-        code = Daemon(config).run()
+        if broker_only:
+            from fsd.broker_service import run_broker
+
+            code = run_broker(config)
+        else:
+            from fsd.daemon import Daemon
+
+            code = Daemon(config).run()
     except (BrokerError, ControlEndpointError) as exc:
         log.error(str(exc))
         click.echo(f"fsd: {exc}", err=True)

@@ -1,19 +1,25 @@
 """fsd's configuration: defaults, a TOML file, environment variables and flags.
 
 One table (SETTINGS) defines every setting: its type, default, environment
-variable and help. The CLI's options and the config file's keys are built
-from it. Precedence, highest first: flag, environment variable, config file,
-default. The file's keys are the option names with '_' for '-'.
+variable and help. The CLI's options, the config file's keys and the table
+in docs/configuration.md are built from it. Precedence, highest first: flag,
+environment variable (FS_<KEY>), config file, default. The file's keys are
+the option names with '_' for '-'. The file is --config/FS_CONFIG, else
+/etc/function-stream/fsd.toml when it exists.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from fscommon.paths import default_control_endpoint, default_runtime_dir, default_state_dir
+from fscommon.function_options import FunctionOptions, OptionError, parse_size
+from fscommon.paths import APP, default_control_endpoint, default_runtime_dir, default_state_dir
 from fsd.backoff import Backoff
 from fsd.restart_policy import RestartPolicy
 from fsd.supervisor import SupervisionPolicy
@@ -30,8 +36,18 @@ class Setting:
 
 
 SETTINGS: list[Setting] = [
-    Setting("state_dir", str, "Registry, packages, logs, broker data. [~/.local/state/...]"),
-    Setting("endpoint", str, "Control endpoint (ipc://PATH). [ipc://<runtime dir>/fsd.sock]"),
+    Setting(
+        "state_dir",
+        str,
+        "Registry, packages, logs, broker data. "
+        "[$STATE_DIRECTORY, else ~/.local/state/function-stream]",
+    ),
+    Setting(
+        "endpoint",
+        str,
+        "Control endpoint (ipc://PATH). "
+        "[ipc://$RUNTIME_DIRECTORY/fsd.sock, else ipc://$XDG_RUNTIME_DIR/function-stream/fsd.sock]",
+    ),
     Setting("pulsar_url", str, "Use this Pulsar cluster; without it fsd runs a standalone."),
     Setting("pulsar_admin_url", str, "Admin REST URL, for backlog in status. [from pulsar_url]"),
     Setting("pulsar_port", int, "Embedded broker: binary protocol port.", 6650),
@@ -48,6 +64,32 @@ SETTINGS: list[Setting] = [
     Setting("backoff_base", float, "First restart delay in seconds.", 0.5),
     Setting("backoff_cap", float, "Longest restart delay in seconds.", 30.0),
     Setting("log_level", str, "debug, info, warning or error.", "info"),
+    Setting(
+        "default_timeout_ms",
+        int,
+        "Per-message time limit for functions created without --timeout-ms (0: none).",
+        5000,
+    ),
+    Setting(
+        "default_memory_limit",
+        str,
+        "Guest memory limit for functions created without --memory-limit (0: none).",
+        "256MiB",
+    ),
+    Setting(
+        "default_max_retries",
+        int,
+        "Redeliveries before the dead-letter topic, for functions created without --max-retries.",
+        3,
+    ),
+    Setting(
+        "default_retry_delay_ms",
+        int,
+        "Delay before a redelivery, for functions created without --retry-delay-ms.",
+        1000,
+    ),
+    # metrics
+    Setting("metrics_endpoint", str, "Prometheus endpoint host:port, or 'off'.", "off"),
     # security (docs/security.md)
     Setting("control_group", str, "Group owning the ipc control socket (mode 0660)."),
     Setting("curve_secret_key", str, "fsd's CURVE secret key file (for a tcp:// endpoint)."),
@@ -81,6 +123,12 @@ class FsdConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     log_level: str = "info"
+    default_timeout_ms: int = 5000
+    default_memory_limit: str = "256MiB"
+    default_max_retries: int = 3
+    default_retry_delay_ms: int = 1000
+    # metrics
+    metrics_endpoint: str = "off"
     # security
     control_group: str | None = None
     curve_secret_key: str | None = None
@@ -104,15 +152,67 @@ class FsdConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
+        if self.stable_after < 0:
+            raise ConfigError(f"stable_after must be >= 0, got {self.stable_after}")
         if not 0 < self.backoff_base <= self.backoff_cap:
-            raise ConfigError("backoff_base must be > 0 and <= backoff_cap")
+            raise ConfigError(
+                f"backoff_base must be > 0 and <= backoff_cap, got backoff_base="
+                f"{self.backoff_base} and backoff_cap={self.backoff_cap}"
+            )
         if self.pulsar_url and not self.pulsar_url.startswith(("pulsar://", "pulsar+ssl://")):
             raise ConfigError(f"pulsar_url must start with pulsar:// , got {self.pulsar_url!r}")
+        if self.pulsar_admin_url and not self.pulsar_admin_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"pulsar_admin_url must start with http:// or https://, "
+                f"got {self.pulsar_admin_url!r}"
+            )
+        if not self.endpoint.startswith(("ipc://", "tcp://")):
+            raise ConfigError(
+                f"endpoint must be ipc://PATH or tcp://HOST:PORT, got {self.endpoint!r}"
+            )
+        for name in ("pulsar_port", "pulsar_web_port"):
+            if not 1 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"{name} must be a TCP port (1-65535), got {getattr(self, name)}")
+        if not re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", self.pulsar_heap):
+            raise ConfigError(
+                f"pulsar_heap must be a JVM size such as 512m or 2g, got {self.pulsar_heap!r}"
+            )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(
                 f"log_level must be debug, info, warning or error: {self.log_level!r}"
             )
+        # metrics
+        from fsd.metrics import parse_endpoint
+
+        try:
+            parse_endpoint(self.metrics_endpoint)
+        except ValueError as exc:
+            raise ConfigError(f"metrics_endpoint: {exc}") from None
+        self.function_defaults()  # raises ConfigError naming the default_* key
         self.curve_server()  # security settings: raises ConfigError naming the setting
+
+    def function_defaults(self) -> dict[str, Any]:
+        """The options fsd fills in at create for those the request leaves out."""
+        try:
+            memory = parse_size(self.default_memory_limit)
+        except OptionError:
+            raise ConfigError(
+                f"default_memory_limit must be a size such as 256MiB, 64M or 65536 (0: none), "
+                f"got {self.default_memory_limit!r}"
+            ) from None
+        defaults = {
+            "timeout_ms": self.default_timeout_ms or None,
+            "memory_limit": memory or None,
+            "max_retries": self.default_max_retries,
+            "retry_delay_ms": self.default_retry_delay_ms,
+        }
+        try:
+            FunctionOptions(**defaults).validate()
+        except OptionError as exc:
+            # The option's message names e.g. 'timeout-ms'; say which key it came from.
+            option = str(exc).split(" ", 1)[0]
+            raise ConfigError(f"default_{option.replace('-', '_')}: {exc}") from None
+        return defaults
 
     def curve_server(self) -> Any:
         """Check the security settings; fsd's CurveServer keys, or None without CURVE."""
@@ -121,8 +221,28 @@ class FsdConfig:
         return check_security(self)
 
     def as_dict(self) -> dict[str, Any]:
-        """For --check-config."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """For --check-config: every setting, paths as strings."""
+        return {
+            f.name: str(v) if isinstance(v := getattr(self, f.name), Path) else v
+            for f in fields(self)
+        }
+
+    def to_json(self) -> str:
+        """The effective configuration as JSON (--check-config --json)."""
+        return json.dumps(self.as_dict(), indent=2)
+
+    def to_toml(self) -> str:
+        """The effective configuration as a config file (--check-config).
+
+        Unset settings become comments, since TOML has no null.
+        """
+        lines = []
+        for key, value in self.as_dict().items():
+            if value is None:
+                lines.append(f"# {key} is not set")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines)
 
     @property
     def runtime_dir(self) -> Path:
@@ -167,6 +287,16 @@ class FsdConfig:
         return None
 
 
+SYSTEM_CONFIG = Path("/etc") / APP / "fsd.toml"
+
+
+def default_config_path() -> Path:
+    """$CONFIGURATION_DIRECTORY/fsd.toml under systemd, else /etc/function-stream/fsd.toml."""
+    if os.environ.get("CONFIGURATION_DIRECTORY"):
+        return Path(os.environ["CONFIGURATION_DIRECTORY"].split(":")[0]) / "fsd.toml"
+    return SYSTEM_CONFIG
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read and check a TOML config file; unknown keys and bad types are errors."""
     try:
@@ -187,3 +317,31 @@ def read_config_file(path: Path) -> dict[str, Any]:
                 f"key '{key}' in {path} must be a {setting.type.__name__}, got {value!r}"
             )
     return raw
+
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_COMPUTED = re.compile(r"\s*\[([^\]]+)\]$")
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (docs/configuration.md embeds it)."""
+    rows = [
+        "| key | type | default | env var | flag | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        meaning = setting.help
+        computed = _COMPUTED.search(meaning)
+        if setting.default is not None:
+            default = f"`{json.dumps(setting.default)}`"
+        elif computed:
+            default = computed.group(1)
+            meaning = meaning[: computed.start()]
+        else:
+            default = "(not set)"
+        flag = "--" + setting.name.replace("_", "-")
+        env = f"FS_{setting.name.upper()}"
+        cells = [f"`{setting.name}`", _TYPE_NAMES[setting.type], default, f"`{env}`"]
+        cells += [f"`{flag}`", meaning.replace("|", "\\|")]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

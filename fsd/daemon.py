@@ -24,12 +24,14 @@ from fscommon.worker_spec import WorkerSpec
 from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
 from fsd.config import FsdConfig
-from fsd.control_server import ControlServer, group_id, restrict_ipc_socket
+from fsd.control_server import ControlServer, EndpointInUse, group_id, restrict_ipc_socket
 from fsd.function_spec import FunctionSpec
 from fsd.handlers import make_handlers
+from fsd.metrics import MetricsServer, parse_endpoint
 from fsd.package_store import PackageStore
 from fsd.registry import Registry
 from fsd.replica_state import ReplicaState
+from fsd.sd_notify import Notifier
 from fsd.supervisor import Replica, Supervisor
 from fsworker.engine import new_engine
 
@@ -69,6 +71,7 @@ class Daemon:
         self._stop_requested = False
         self._ctx: zmq.Context | None = None
         self._transitions: zmq.Socket | None = None
+        self.metrics: MetricsServer | None = None
 
     def state_path(self, function: str) -> Path:
         """The function's state database (kept after delete unless purged)."""
@@ -136,6 +139,8 @@ class Daemon:
         signal.signal(signal.SIGINT, request_stop)
         # SIGCHLD only needs to wake the poller (via the wakeup fd); the loop reaps.
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Read (and hide from workers and the JVM) systemd's NOTIFY_SOCKET/WATCHDOG_USEC.
+        notifier = Notifier.from_environment()
 
         # Claim the endpoint first: a second fsd must fail before it touches the broker.
         # Requests that arrive while the broker starts wait in the socket.
@@ -149,7 +154,14 @@ class Daemon:
             curve=self.config.curve_server(),
             max_request_bytes=self.config.max_request_bytes,
         )
+        try:
+            self._start_metrics()
+        except BaseException:
+            control.close()
+            self._ctx.term()
+            raise
         if not self.config.pulsar_url:
+            notifier.status("starting the embedded Pulsar standalone")
             self.broker = EmbeddedPulsar(
                 data_dir=self.config.state_dir / "pulsar",
                 broker_port=self.config.pulsar_port,
@@ -188,12 +200,16 @@ class Daemon:
             self.backlog = BacklogPoller(self.admin_url)
             self.backlog.start()
 
-        for spec in self.registry.all():
+        restored = self.registry.all()
+        notifier.status(f"restoring {len(restored)} function(s)")
+        for spec in restored:
             log.info("restoring function", function=spec.name, replicas=spec.replicas)
             self.supervisor.start_function(spec)
 
         log.info("fsd ready", endpoint=self.config.endpoint, pulsar_url=self.pulsar_url)
-        _sd_notify("READY=1")
+        # Really ready: control socket bound, broker accepting producers, every
+        # registered function restored with its replicas spawned (docs/systemd.md).
+        notifier.ready(f"serving {self.config.endpoint}; {len(restored)} function(s) restored")
 
         poller = zmq.Poller()
         poller.register(control.socket, zmq.POLLIN)
@@ -211,6 +227,7 @@ class Daemon:
                     until = (deadline - time.monotonic()) * 1000
                     timeout = int(min(TICK_MS, max(0.0, until)))
                 ready = dict(poller.poll(timeout))
+                notifier.pet_watchdog()
                 if wake_r.fileno() in ready:
                     _drain(wake_r)
                 if control.zap_socket is not None and control.zap_socket in ready:
@@ -221,6 +238,8 @@ class Daemon:
                     self._drain_events(events)
                 self.supervisor.tick()
                 control.poll_pending()
+                if self.metrics is not None:
+                    self.metrics.refresh(self.supervisor, self.backlog)
                 if self.backlog is not None:
                     self.backlog.set_targets(
                         [
@@ -234,7 +253,7 @@ class Daemon:
                     self.broker.wait_ready()
                 if self._stop_requested and shutdown_deadline is None:
                     log.info("stopping: asking every worker to drain and exit")
-                    _sd_notify("STOPPING=1")
+                    notifier.stopping("draining workers")
                     self.supervisor.stop_all()
                     shutdown_deadline = time.monotonic() + self.config.stop_timeout + 5
                 if shutdown_deadline is not None and (
@@ -242,6 +261,8 @@ class Daemon:
                 ):
                     break
         finally:
+            if self.metrics is not None:
+                self.metrics.stop()
             if self.backlog is not None:
                 self.backlog.stop()
             control.close()
@@ -256,6 +277,21 @@ class Daemon:
             self.registry.close()
         log.info("fsd stopped")
         return 0
+
+    def _start_metrics(self) -> None:
+        """Serve /metrics if metrics_endpoint is set (a taken port stops fsd, clearly)."""
+        where = parse_endpoint(self.config.metrics_endpoint)
+        if where is None:
+            return
+        server = MetricsServer(*where)
+        try:
+            server.start()
+        except OSError as exc:
+            raise EndpointInUse(
+                f"cannot serve metrics at {where[0]}:{where[1]}: {exc.strerror or exc}; "
+                f"choose another metrics_endpoint or set it to 'off'"
+            ) from None
+        self.metrics = server
 
     def _drain_events(self, events: zmq.Socket) -> None:
         while True:
@@ -276,18 +312,4 @@ def _drain(sock: socket.socket) -> None:
         while sock.recv(4096):
             pass
     except BlockingIOError:
-        pass
-
-
-def _sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(message.encode(), addr)
-    except OSError:
         pass

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from fscommon.function_options import OptionError, with_defaults, with_grants
 from fscommon.protocol import ErrorCode
 from fsd.control_server import Deferred, Handler, HandlerError
 from fsd.function_spec import (
@@ -48,6 +49,7 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "restart": h.restart,
         "update": h.update,
         "state": h.state,
+        "logs": h.logs,
     }
 
 
@@ -79,8 +81,10 @@ class _Handlers:
         }
 
     def create(self, args: dict[str, Any]) -> Any:
+        # Limits and retries the request leaves out come from fsd's configuration.
+        options = with_defaults(args.get("options"), self.d.config.function_defaults())
         try:
-            fields = validate_create_args(args)
+            fields = validate_create_args({**args, "options": options})
         except SpecInvalid as exc:
             raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
         name = fields["name"]
@@ -224,15 +228,21 @@ class _Handlers:
 
     def update(self, args: dict[str, Any]) -> Any:
         name, spec = self._existing(args)
-        if args.get("wasm") is None and args.get("config") is None:
+        if all(args.get(key) is None for key in ("wasm", "config", "grants")):
             raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT, "nothing to update: give a new module and/or --config"
+                ErrorCode.INVALID_ARGUMENT,
+                "nothing to update: give a new module, --config, --allow-dir or --allow-env",
             )
         self._not_busy(name)
         if args.get("config") is not None:
             try:
                 spec.config = validate_config(args["config"])
             except SpecInvalid as exc:
+                raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
+        if args.get("grants") is not None:
+            try:
+                spec.options = with_grants(spec.options, args["grants"])
+            except OptionError as exc:
                 raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
         if args.get("wasm") is not None:
             fuel = spec.options.get("fuel") is not None
@@ -324,6 +334,33 @@ class _Handlers:
             )
         finally:
             store.close()
+
+    def logs(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A function's worker log lines: the last N, or what came after a cursor (-f)."""
+        from fscommon.protocol import LOGS_DEFAULT_LINES, LOGS_MAX_REPLY_BYTES
+        from fsd.log_reader import read_logs
+
+        name, _spec = self._existing(args)
+        count = len(self.d.supervisor.functions[name].replicas)
+        replica = args.get("replica")
+        if replica is not None and not 0 <= replica < count:
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"replica {replica!r} does not exist: function '{name}' has {count} "
+                f"replica{'s' if count != 1 else ''} (0 to {count - 1})",
+            )
+        # fsd/request_validation.py checked the types and ranges of lines and cursor.
+        lines = args.get("lines", LOGS_DEFAULT_LINES)
+        cursor = args.get("cursor")
+        replicas = [replica] if replica is not None else list(range(count))
+        reply = read_logs(
+            lambda index: self.d.supervisor.log_path(name, index),
+            replicas,
+            lines,
+            cursor,
+            LOGS_MAX_REPLY_BYTES,
+        )
+        return {"function": name, **reply}
 
     def list(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         out = []

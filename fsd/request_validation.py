@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fscommon.protocol import ErrorCode
+from fscommon.protocol import LOGS_MAX_LINES, ErrorCode
 from fsd.function_spec import (
     MAX_REPLICAS,
     NAME_RE,
@@ -282,6 +282,29 @@ def options_map(value: Any) -> None:
             raise _Bad("a list of words", full_message="options.pass_through must list words")
 
 
+def grants_map(value: Any) -> None:
+    """update's WASI grants: allow_dirs / allow_env lists (FunctionOptions checks the entries)."""
+    if not isinstance(value, dict) or not set(value) <= {"allow_dirs", "allow_env"}:
+        raise _Bad("a map with allow_dirs and/or allow_env")
+    for key, item in value.items():
+        problem = _plain_data(item)
+        if not isinstance(item, list) or problem is not None:
+            raise _Bad("a list", full_message=f"grants.{key} must be a list, got {describe(item)}")
+
+
+def log_cursor(value: Any) -> None:
+    """fsctl logs -f: replica numbers (as text) to byte offsets."""
+    if not (
+        isinstance(value, dict)
+        and len(value) <= MAX_REPLICAS
+        and all(
+            isinstance(k, str) and k.isdigit() and isinstance(v, int) and v >= 0
+            for k, v in value.items()
+        )
+    ):
+        raise _Bad("a map of replica numbers (as text) to byte offsets >= 0")
+
+
 # --- the schemas --------------------------------------------------------------------------------
 
 NAME = Field(function_name, required=True)
@@ -313,6 +336,13 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "wasm": Field(MODULE),
         "wasm_name": Field(file_name),
         "config": Field(string_map),
+        "grants": Field(grants_map),
+    },
+    "logs": {
+        "name": NAME,
+        "replica": Field(integer(0, MAX_REPLICAS - 1)),
+        "lines": Field(integer(0, LOGS_MAX_LINES)),
+        "cursor": Field(log_cursor),
     },
     "state": {
         "name": NAME,

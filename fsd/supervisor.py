@@ -24,9 +24,10 @@ import psutil
 import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
-from fscommon.protocol import EventKind
+from fscommon.protocol import EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
 from fsd.function_spec import FunctionSpec
+from fsd.metrics import ReplicaTotals
 from fsd.replica_state import PROCESS_STATES, ReplicaState, check_transition
 from fsd.restart_policy import RestartPolicy, RestartTracker
 
@@ -72,7 +73,8 @@ class Replica:
     # What happens once a stop completes: None (stay STOPPED), "restart" (it hung),
     # "retire" (scaled away).
     after_stop: str | None = None
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # this incarnation's (status)
+    totals: ReplicaTotals = field(default_factory=ReplicaTotals)  # since fsd started (metrics)
     ps: psutil.Process | None = field(default=None, repr=False)
     listeners: list[TransitionListener] = field(default_factory=list, repr=False)
 
@@ -274,6 +276,17 @@ class Supervisor:
             # May arrive after the exit was reaped; it still belongs to that incarnation.
             replica.last_error = str(event.get("message", ""))[:1000]
             return
+        if kind is EventKind.HEARTBEAT and event["pid"] == replica.last_pid:
+            # Also the last beat of a worker already reaped: its final counts.
+            try:
+                replica.totals.on_heartbeat(event["pid"], decode_heartbeat(event))
+            except ProtocolError as exc:
+                log.warning(
+                    "bad heartbeat",
+                    function=replica.function,
+                    replica=replica.index,
+                    error=exc.message,
+                )
         if replica.pid != event["pid"]:
             return  # from a previous incarnation of this replica
         now = self._clock()
@@ -322,6 +335,10 @@ class Supervisor:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def log_path(self, function: str, index: int) -> Path:
+        """Where a replica's worker writes its stdout and stderr (every incarnation appends)."""
+        return self._log_dir / f"{function}.{index}.log"
+
     def _new_replica(self, function: str, index: int) -> Replica:
         replica = Replica(function, index, RestartTracker(self.policy.restart))
         if self._on_transition is not None:
@@ -331,7 +348,7 @@ class Supervisor:
     def _spawn(self, replica: Replica, reason: str) -> None:
         runtime = self.functions[replica.function]
         worker_spec = self._build_worker_spec(runtime.spec, replica.index)
-        log_path = self._log_dir / f"{replica.function}.{replica.index}.log"
+        log_path = self.log_path(replica.function, replica.index)
         with open(log_path, "ab") as logfile:
             replica.log_offset = logfile.tell()
             # fork+exec of a fresh interpreter: never a bare fork of fsd, whose

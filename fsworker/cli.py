@@ -32,6 +32,7 @@ from fsworker.loop import ProcessingLoop
 from fsworker.module_check import InvalidModule, ModuleKind, classify
 from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
 from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
+from fsworker.sandbox import Sandbox
 from fsworker.state_store import SqliteStateStore
 
 log = structlog.get_logger("fsworker")
@@ -96,7 +97,9 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         _SCRATCH_DIRS.append(scratch)  # removed at exit: the stdio lane's stdin/stdout files
         store = SqliteStateStore(Path(spec.state_path)) if spec.state_path else None
         host = HostContext(spec.config, store)
-        guest = open_guest(engine, module, kind, scratch, limits, host=host)
+        sandbox = Sandbox.from_options(options)
+        log.info("sandbox", granted=sandbox.describe())
+        guest = open_guest(engine, module, kind, scratch, limits, host=host, sandbox=sandbox)
     except (InvalidModule, GuestInitError) as exc:
         raise WorkerFailure(WorkerExit.BAD_MODULE, str(exc)) from None
     except OSError as exc:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import wasmtime
+import wasmtime.component
 
 from fsworker.engine import engine_fuel
 from fsworker.limits import (
@@ -46,6 +47,7 @@ from fsworker.module_check import ModuleKind
 
 if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
+    from fsworker.sandbox import Sandbox
 
 # GuestError.kind values.
 TRAP = "trap"  # the guest trapped (unreachable, out-of-bounds access, stack overflow, ...)
@@ -239,7 +241,7 @@ def check_memory_fits(module: wasmtime.Module, limits: GuestLimits) -> None:
 
 def open_guest(
     engine: wasmtime.Engine,
-    module: wasmtime.Module,
+    module: wasmtime.Module | wasmtime.component.Component,
     kind: ModuleKind,
     scratch_dir: Path,
     limits: GuestLimits = GuestLimits(),
@@ -247,23 +249,34 @@ def open_guest(
     batch: bool = True,
     fast: bool | None = None,
     host: HostContext | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Guest:
     """Instantiate the guest for its kind under ``limits``; raises GuestInitError.
 
     ``batch=False`` ignores a ``process_batch`` export (one ``process`` call per
     message); ``fast`` picks the call path (fsworker/fastcall.py; None: default).
     ``host`` serves the module's ``fs`` imports (the host API); a module with
-    such imports and no ``host`` raises GuestInitError.
+    such imports and no ``host`` raises GuestInitError. ``sandbox``: the WASI
+    grants (fsworker/sandbox.py); None grants nothing.
     Raises ValueError if ``limits.fuel`` is set but the engine does not meter fuel.
+    A component (``ModuleKind.COMPONENT``) runs in fsworker/guest_component.py.
     """
     if limits.fuel is not None and not meters_fuel(engine):
         raise ValueError("a fuel limit needs an engine made with new_engine(fuel=True)")
-    check_memory_fits(module, limits)
+    from fsworker.sandbox import NO_GRANTS
+
+    grants = NO_GRANTS if sandbox is None else sandbox
+    if kind is ModuleKind.COMPONENT:
+        from fsworker.guest_component import ComponentGuest
+
+        ticker.add(engine)
+        return ComponentGuest(engine, module, limits, fast=fast, host=host, sandbox=grants)  # type: ignore[arg-type]
+    check_memory_fits(module, limits)  # type: ignore[arg-type]
     ticker.add(engine)
     if kind is ModuleKind.ABI:
         from fsworker.guest_abi import AbiGuest
 
-        return AbiGuest(engine, module, limits, batch=batch, fast=fast, host=host)
+        return AbiGuest(engine, module, limits, batch=batch, fast=fast, host=host, sandbox=grants)
     from fsworker.guest_stdio import StdioGuest
 
-    return StdioGuest(engine, module, scratch_dir, limits)
+    return StdioGuest(engine, module, scratch_dir, limits, grants)

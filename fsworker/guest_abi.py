@@ -20,6 +20,7 @@ one), with ``host.begin_message`` before each; see fsworker/guest.py.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ from fsworker.limits import (
     ticker,
 )
 from fsworker.module_check import uses_message_metadata
+from fsworker.sandbox import NO_GRANTS, Sandbox, SandboxError
 
 if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
@@ -91,8 +93,10 @@ class AbiGuest:
         batch: bool = True,
         fast: bool | None = None,
         host: HostContext | None = None,
+        sandbox: Sandbox = NO_GRANTS,
     ) -> None:
         self._engine = engine
+        self._sandbox = sandbox
         self._module = module
         self._limits = limits
         self._use_batch = batch
@@ -105,6 +109,7 @@ class AbiGuest:
         self._timeout = limits.timeout_ms
         self._ticks1 = deadline_ticks(limits.timeout_ms)
         self._fuel = limits.fuel
+        self.fuel_used: int | None = 0 if limits.fuel is not None else None  # for metrics
         self._linker = wasmtime.Linker(engine)
         self._linker.define_wasi()
         self._host = host
@@ -135,8 +140,13 @@ class AbiGuest:
         limits = self._limits
         store = wasmtime.Store(self._engine)
         wasi = wasmtime.WasiConfig()
-        # Guest stderr goes to the worker's log; nothing else of the host is granted.
+        # Guest stderr goes to the worker's log; of the host only what the
+        # function's options grant (fsworker/sandbox.py).
         wasi.inherit_stderr()
+        try:
+            self._sandbox.apply(wasi)
+        except SandboxError as exc:
+            raise GuestInitError(str(exc)) from None
         store.set_wasi(wasi)
         if limits.memory_limit is not None:
             store.set_limits(memory_size=limits.memory_limit)
@@ -361,15 +371,25 @@ class AbiGuest:
                 ) from None
             packed: int = entry(ptr, n)  # type: ignore[operator]
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            self._count_fuel(count)  # before the instance (and its store) is replaced
             if self._api is not None:
                 self._api.raise_pending()  # a KeyboardInterrupt inside a host function
             error = classify_failure(exc, self._limits, self._probe, self._memory_size())
             # A trap can leave the instance's memory in any state: start a fresh one.
             self._instantiate()
             raise _Failed(error, retry=True) from None
+        self._count_fuel(count)
         if packed < 0:
             raise self._refused(f"{name}() returned error code {packed}", retry=False)
         return packed
+
+    def _count_fuel(self, count: int) -> None:
+        """Add what the call used of the fuel it was given (only with a fuel limit)."""
+        if self.fuel_used is None:
+            return
+        given = self._fuel * count  # type: ignore[operator]
+        with contextlib.suppress(wasmtime.WasmtimeError):  # the engine meters fuel here
+            self.fuel_used += given - self._store.get_fuel()
 
     def _refused(self, detail: str, retry: bool) -> _Failed:
         """A failure the guest reported; a memory-limit one if the limit explains it."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import wasmtime
 
 from fsworker.guest import (
+    ERROR,
     EXIT,
     NO_LIMITS,
     GuestError,
@@ -25,6 +26,7 @@ from fsworker.guest import (
     meters_fuel,
 )
 from fsworker.limits import UNLIMITED_FUEL, MemoryProbe, deadline_ticks, find_probe, ticker
+from fsworker.sandbox import NO_GRANTS, Sandbox, SandboxError
 
 
 class StdioGuest:
@@ -36,8 +38,10 @@ class StdioGuest:
         module: wasmtime.Module,
         scratch: Path,
         limits: GuestLimits = NO_LIMITS,
+        sandbox: Sandbox = NO_GRANTS,
     ) -> None:
         self._engine = engine
+        self._sandbox = sandbox
         self._module = module
         self._limits = limits
         self._metered = meters_fuel(engine)
@@ -71,6 +75,10 @@ class StdioGuest:
         wasi.stdin_file = str(self._stdin)
         wasi.stdout_file = str(self._stdout)
         wasi.inherit_stderr()
+        try:
+            self._sandbox.apply(wasi)  # what the function's options grant, else nothing
+        except SandboxError as exc:
+            raise GuestError(ERROR, str(exc)) from None
         store.set_wasi(wasi)
         if limits.memory_limit is not None:
             store.set_limits(memory_size=limits.memory_limit)

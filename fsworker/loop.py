@@ -27,7 +27,8 @@ import pulsar
 import structlog
 
 from fscommon.function_options import FunctionOptions
-from fscommon.protocol import EventKind
+from fscommon.latency import LatencyHistogram
+from fscommon.protocol import EventKind, heartbeat_fields
 from fsworker.codec import SchemaError, input_decoder, output_encoder
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest, GuestError
@@ -111,23 +112,37 @@ class ProcessingLoop:
         self._pass_time = "event-time" in passing
         self._stopping = False
         self.counters = Counters()
+        # Per-message processing latency (fscommon/latency.py), one update per batch.
+        self.latency = LatencyHistogram()
 
     def stop(self) -> None:
         """Ask the loop to end after the current batch (safe from a signal handler)."""
         self._stopping = True
 
+    def heartbeat(self) -> dict[str, Any]:
+        """The heartbeat's fields: counters, latency histogram, fuel (fscommon/protocol.py)."""
+        fuel_used = getattr(self._guest, "fuel_used", None)
+        return heartbeat_fields(
+            self.counters.as_dict(), list(self.latency.counts), self.latency.sum, fuel_used
+        )
+
     def run(self) -> None:
         """Process batches until stopped."""
         next_beat = 0.0
+        clock = time.perf_counter
+        observe = self.latency.observe
         while not self._stopping:
             now = time.monotonic()
             if now >= next_beat:
-                self._link.send(EventKind.HEARTBEAT, **self.counters.as_dict())
+                self._link.send(EventKind.HEARTBEAT, **self.heartbeat())
                 next_beat = now + self._heartbeat_interval
             batch = self._take_batch()
             if batch:
+                started = clock()
                 self._handle(batch)
-        self._link.send(EventKind.HEARTBEAT, **self.counters.as_dict())
+                # Every message of the batch was acknowledged at the end of it.
+                observe(clock() - started, len(batch))
+        self._link.send(EventKind.HEARTBEAT, **self.heartbeat())
 
     def _take_batch(self) -> list[pulsar.Message]:
         """Block briefly for one message, then take whatever else is already queued."""

@@ -2,6 +2,11 @@
 
 Used by fsd at create time (so a bad module is refused before anything runs)
 and by the worker at start (so a module swapped on disk is still caught).
+
+A WebAssembly component (lane 3, wit/function-stream.wit) is recognised by its
+binary header (layer 1); ``compile_module`` then returns a
+``wasmtime.component.Component`` after checking its ``process`` export and its
+imports, and ``classify`` says ``ModuleKind.COMPONENT``.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import enum
 
 import structlog
 import wasmtime
+from wasmtime import component as wc
 
 from fsworker import host_api
 from fsworker.limits import ProbeUnsupported, add_memory_probe
@@ -24,20 +30,38 @@ class ModuleKind(enum.StrEnum):
 
     ABI = "abi"  # memory + alloc + process, one long-lived instance
     WASI_STDIO = "wasi-stdio"  # a WASI command: stdin -> stdout, one instance per message
+    COMPONENT = "component"  # a component exporting process (wit/function-stream.wit)
 
 
 class InvalidModule(Exception):
     """The module cannot be used; the message is a one-line reason for people."""
 
 
-def compile_module(engine: wasmtime.Engine, wasm: bytes, probe: bool = True) -> wasmtime.Module:
+# The binary header's version and layer fields (after b"\0asm"): a core module is
+# version 1, layer 0; a component has layer 1 (and a pre-1.0 version, 0x0d today).
+_CORE_HEADER = b"\x01\x00\x00\x00"
+_COMPONENT_LAYER = b"\x01\x00"
+
+
+def is_component(wasm: bytes) -> bool:
+    """Whether ``wasm`` is a WebAssembly component (binary header layer 1)."""
+    return len(wasm) >= 8 and wasm[:4] == b"\0asm" and wasm[6:8] == _COMPONENT_LAYER
+
+
+def compile_module(
+    engine: wasmtime.Engine, wasm: bytes, probe: bool = True
+) -> wasmtime.Module | wc.Component:
     """Compile wasm bytes, turning wasmtime's multi-line errors into one line.
 
     With ``probe`` (the default) the module gets the memory-limit probe of
     fsworker/limits.py when it can take one; otherwise it is compiled as is.
+    A component is compiled as a ``wasmtime.component.Component`` and checked
+    (``check_component``).
     """
     if len(wasm) < 8 or wasm[:4] != b"\0asm":
         raise InvalidModule("not a WebAssembly module (the file does not start with '\\0asm')")
+    if is_component(wasm):
+        return compile_component(engine, wasm)
     probed, why = None, ""
     if probe:
         try:
@@ -70,8 +94,93 @@ def _reason(exc: Exception) -> str:
     return lines[0]
 
 
-def classify(module: wasmtime.Module) -> ModuleKind:
-    """Return the module's kind, or raise InvalidModule naming what is missing."""
+def compile_component(engine: wasmtime.Engine, wasm: bytes) -> wc.Component:
+    """Compile and check a component (lane 3); raises InvalidModule with one line."""
+    try:
+        component = wc.Component(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise InvalidModule(f"WebAssembly component does not compile: {_reason(exc)}") from None
+    check_component(engine, component)
+    return component
+
+
+# What a component may import: WASI preview 2 as wasmtime provides it, and the host API.
+COMPONENT_WASI_IMPORTS = ("wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/")
+COMPONENT_WASI_DENIED_OK = ("wasi:filesystem/", "wasi:sockets/")  # linked, nothing granted
+HOST_INTERFACE = "function-stream:function/host@1.0.0"
+HOST_FUNCTIONS = frozenset(
+    {
+        "state-get",
+        "state-put",
+        "state-delete",
+        "state-add",
+        "config-get",
+        "log",
+        "msg-key",
+        "msg-property",
+        "msg-event-time",
+        "set-output-key",
+        "set-output-property",
+        "set-output-event-time",
+    }
+)
+_PROCESS_TYPE = "process: func(input: list<u8>) -> result<list<list<u8>>, string>"
+
+
+def check_component(engine: wasmtime.Engine, component: wc.Component) -> None:
+    """InvalidModule unless the component exports ``process`` with the WIT type and
+    imports only WASI preview 2 and ``function-stream:function/host@1.0.0``."""
+    ty = component.type
+    exports = ty.exports(engine)
+    process = exports.get("process")
+    if process is None:
+        raise InvalidModule(
+            f"component does not export 'process' (expected {_PROCESS_TYPE}; "
+            f"build it against wit/function-stream.wit, world 'processor')"
+        )
+    if not _is_process_type(process.ty):
+        raise InvalidModule(
+            f"component export 'process' has the wrong type: expected {_PROCESS_TYPE}"
+        )
+    for name, item in ty.imports(engine).items():
+        if name.startswith(COMPONENT_WASI_IMPORTS + COMPONENT_WASI_DENIED_OK):
+            continue
+        if name == HOST_INTERFACE:
+            unknown = sorted(set(item.ty.exports(engine)) - HOST_FUNCTIONS - {"log-level"})
+            if unknown:
+                raise InvalidModule(
+                    f"component imports '{HOST_INTERFACE}' function '{unknown[0]}', which the "
+                    f"host does not provide (see wit/function-stream.wit)"
+                )
+            continue
+        raise InvalidModule(
+            f"component imports unknown '{name}': only WASI preview 2 (io, clocks, random, cli, "
+            f"filesystem, sockets; nothing granted) and '{HOST_INTERFACE}' are provided "
+            f"(see docs/abi.md)"
+        )
+
+
+def _is_list_u8(ty: object) -> bool:
+    return isinstance(ty, wc.ListType) and isinstance(ty.element, wc.U8)
+
+
+def _is_process_type(ty: object) -> bool:
+    if not isinstance(ty, wc.FuncType):
+        return False
+    params, result = ty.params, ty.result
+    if len(params) != 1 or not _is_list_u8(params[0][1]) or not isinstance(result, wc.ResultType):
+        return False
+    ok, err = result.ok, result.err
+    return isinstance(ok, wc.ListType) and _is_list_u8(ok.element) and isinstance(err, wc.String)
+
+
+def classify(module: wasmtime.Module | wc.Component) -> ModuleKind:
+    """Return the module's kind, or raise InvalidModule naming what is missing.
+
+    A component was already checked when it was compiled (``compile_component``).
+    """
+    if isinstance(module, wc.Component):
+        return ModuleKind.COMPONENT
     host_imports = []
     for imp in module.imports:
         if imp.module == host_api.MODULE:

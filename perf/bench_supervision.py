@@ -48,7 +48,7 @@ from perf.harness import BenchError, interrupt, machine_info, progress, summary 
 from tests.helpers import Fsd, free_port, unique  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 
-WASM = REPO / "examples" / "basic" / "example_basic.wasm"
+WASM = REPO / "examples" / "basic" / "c" / "basic.wasm"
 POLL_S = 0.010  # status polling interval during recovery
 WARM_MESSAGES = 20  # messages a replica processes before its RSS is read
 TIMEOUT_S = 60.0

@@ -62,7 +62,7 @@ from tests.helpers import Fsd, free_port, unique  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 from tests.wasm_fixtures import BATCH_ECHO  # noqa: E402
 
-BASIC_WASM = REPO / "examples" / "basic" / "example_basic.wasm"
+BASIC_WASM = REPO / "examples" / "basic" / "c" / "basic.wasm"
 PERF_PROVISION = REPO / "scripts" / "provision-pulsar-perf.sh"
 POLL_S = 0.05  # output-count polling interval
 STALL_S = 60.0  # no progress for this long: something is broken

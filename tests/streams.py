@@ -100,3 +100,41 @@ def report(seen: Counter[str], count: int) -> tuple[list[str], int]:
     print(f"records: {count} produced, {len(seen)} distinct out, {len(missing)} lost, "
           f"{duplicates} duplicates")  # fmt: skip
     return missing, duplicates
+
+
+class Reader:
+    """Everything on a topic from the start, with properties (a durable test subscription)."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        self._client = client(url)
+        self._consumer = self._client.subscribe(
+            topic, "test-reader", initial_position=pulsar.InitialPosition.Earliest
+        )
+        self.messages: list[pulsar.Message] = []
+
+    def wait(self, count: int, timeout: float = 60) -> list[pulsar.Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            try:
+                msg = self._consumer.receive(200)
+            except pulsar.Timeout:
+                continue
+            self.messages.append(msg)
+            self._consumer.acknowledge(msg)
+        assert len(self.messages) >= count, f"got {len(self.messages)} of {count} messages"
+        return self.messages
+
+    def more_within(self, seconds: float) -> list[pulsar.Message]:
+        """Messages beyond those already read that arrive within ``seconds``."""
+        before = len(self.messages)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                msg = self._consumer.receive(200)
+            except pulsar.Timeout:
+                continue
+            self.messages.append(msg)
+        return self.messages[before:]
+
+    def close(self) -> None:
+        self._client.close()

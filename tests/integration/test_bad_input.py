@@ -13,7 +13,7 @@ from tests.helpers import EXAMPLES, REPO, Fsd, unique
 
 pytestmark = pytest.mark.integration
 
-BASIC = str(EXAMPLES / "basic" / "example_basic.wasm")
+BASIC = str(EXAMPLES / "basic" / "c" / "basic.wasm")
 
 
 def _assert_one_line_failure(result: subprocess.CompletedProcess[str], fragment: str) -> None:

@@ -295,7 +295,7 @@ def check_error_reply(frame: bytes, sent: bytes) -> None:
 @pytest.fixture
 def target(workdir: Path, pulsar_url: str):
     daemon = Fsd(workdir, pulsar_url, extra=["--max-request-bytes", str(LIMIT)]).start()
-    basic = str(EXAMPLES / "basic" / "example_basic.wasm")
+    basic = str(EXAMPLES / "basic" / "c" / "basic.wasm")
     made = daemon.ctl(
         "create", "-n", VICTIM, "-a", basic, "-i", unique("in"), "-o", unique("out"), "--no-wait"
     )

@@ -14,11 +14,11 @@ import pytest
 
 from tests import wasm_fixtures as fx
 from tests.helpers import EXAMPLES, Fsd, unique, wait_for
-from tests.streams import OutputCollector, StreamProducer, client, person, report
+from tests.streams import OutputCollector, Reader, StreamProducer, client, person, report
 
 pytestmark = pytest.mark.integration
 
-BASIC = str(EXAMPLES / "basic" / "example_basic.wasm")
+BASIC = str(EXAMPLES / "basic" / "c" / "basic.wasm")
 NS = "persistent://public/default/"
 
 
@@ -37,44 +37,6 @@ def _send(url: str, topic: str, payloads: list[bytes], **kwargs) -> None:
         producer.close()
     finally:
         c.close()
-
-
-class Reader:
-    """Everything on a topic from the start, with properties (a durable test subscription)."""
-
-    def __init__(self, url: str, topic: str) -> None:
-        self._client = client(url)
-        self._consumer = self._client.subscribe(
-            topic, "test-reader", initial_position=pulsar.InitialPosition.Earliest
-        )
-        self.messages: list[pulsar.Message] = []
-
-    def wait(self, count: int, timeout: float = 60) -> list[pulsar.Message]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            try:
-                msg = self._consumer.receive(200)
-            except pulsar.Timeout:
-                continue
-            self.messages.append(msg)
-            self._consumer.acknowledge(msg)
-        assert len(self.messages) >= count, f"got {len(self.messages)} of {count} messages"
-        return self.messages
-
-    def more_within(self, seconds: float) -> list[pulsar.Message]:
-        """Messages beyond those already read that arrive within ``seconds``."""
-        before = len(self.messages)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                msg = self._consumer.receive(200)
-            except pulsar.Timeout:
-                continue
-            self.messages.append(msg)
-        return self.messages[before:]
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def test_poison_message_is_dead_lettered_after_exactly_max_retries(fsd: Fsd, pulsar_url: str):

@@ -22,7 +22,7 @@ def test_embedded_standalone_lifecycle(workdir):
         assert (fsd.state_dir / "pulsar" / "metadata").is_dir(), "broker data is under state dir"
 
         name, inp, out = unique("emb"), unique("in"), unique("out")
-        wasm = str(EXAMPLES / "basic" / "example_basic.wasm")
+        wasm = str(EXAMPLES / "basic" / "c" / "basic.wasm")
         assert fsd.ctl("create", "-n", name, "-a", wasm, "-i", inp, "-o", out).returncode == 0
         produce_and_expect(
             fsd, inp, out, '{"name":"e","money":1}', '{"name":"e","money":2,"expected":0}'

@@ -16,7 +16,7 @@ from tests.streams import client
 
 pytestmark = pytest.mark.integration
 
-WORDCOUNT = str(EXAMPLES / "wordcount" / "wordcount.wasm")
+WORDCOUNT = str(EXAMPLES / "wordcount" / "c" / "wordcount.wasm")
 VOCABULARY = [f"word{i:02d}" for i in range(40)] + ["a", "an", "to", "of"]
 
 

@@ -15,7 +15,7 @@ from tests.streams import OutputCollector, StreamProducer, report
 
 pytestmark = pytest.mark.integration
 
-BASIC = str(EXAMPLES / "basic" / "example_basic.wasm")
+BASIC = str(EXAMPLES / "basic" / "c" / "basic.wasm")
 
 
 def _create(fsd: Fsd, name: str, inp: str, out: str, replicas: int = 1, wasm: str = BASIC):
@@ -205,7 +205,7 @@ def test_rolling_update_and_restart_lose_nothing(fsd: Fsd, pulsar_url: str, work
     middle = [r["pid"] for r in fsd.replicas(name)]
     assert not set(before) & set(middle)
     # Same logic, other lane: the output format does not change mid-stream.
-    stdio = str(EXAMPLES / "basic" / "example_basic_stdio.wasm")
+    stdio = str(EXAMPLES / "basic" / "c" / "basic_stdio.wasm")
     updated = fsd.ctl("update", "-n", name, "-a", stdio)
     assert updated.returncode == 0, updated.stderr
     assert fsd.ctl_json("list")[0]["kind"] == "wasi-stdio"

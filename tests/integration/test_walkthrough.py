@@ -46,7 +46,7 @@ def produce_and_expect(fsd: Fsd, inp: str, out: str, payload: str, expected: str
 
 def test_walkthrough_delete_and_restart(fsd: Fsd):
     name, inp, out = unique("example"), unique("example-input"), unique("example-output")
-    wasm = str(EXAMPLES / "basic" / "example_basic.wasm")
+    wasm = str(EXAMPLES / "basic" / "c" / "basic.wasm")
 
     created = fsd.ctl("create", "-n", name, "-a", wasm, "-i", inp, "-o", out, "-r", "1")
     assert created.returncode == 0, created.stderr
@@ -81,7 +81,7 @@ def test_walkthrough_delete_and_restart(fsd: Fsd):
 
 def test_stdio_lane_runs_a_wasi_command(fsd: Fsd):
     name, inp, out = unique("stdio"), unique("in"), unique("out")
-    wasm = str(EXAMPLES / "basic" / "example_basic_stdio.wasm")
+    wasm = str(EXAMPLES / "basic" / "c" / "basic_stdio.wasm")
     created = fsd.ctl("create", "-n", name, "-a", wasm, "-i", inp, "-o", out)
     assert created.returncode == 0, created.stderr
     assert fsd.ctl_json("list")[0]["kind"] == "wasi-stdio"
@@ -93,7 +93,7 @@ def test_module_is_copied_at_create(fsd: Fsd, workdir):
     """Changing the user's file after create does not change what runs."""
     name, inp, out = unique("copied"), unique("in"), unique("out")
     user_file = workdir / "mine.wasm"
-    user_file.write_bytes((EXAMPLES / "basic" / "example_basic.wasm").read_bytes())
+    user_file.write_bytes((EXAMPLES / "basic" / "c" / "basic.wasm").read_bytes())
     assert fsd.ctl("create", "-n", name, "-a", str(user_file), "-i", inp, "-o", out).returncode == 0
     user_file.write_bytes(b"overwritten")
     # A restart re-reads the module from the package store, not the user's file.

@@ -230,7 +230,7 @@ def test_per_message_cost_public_fast_and_batched(tmp_path):
     Run with ``pytest -s tests/unit/test_fastcall.py -k cost`` to see the numbers.
     """
     engine = new_engine()
-    module = compile_module(engine, (EXAMPLES / "basic" / "example_basic.wasm").read_bytes())
+    module = compile_module(engine, (EXAMPLES / "basic" / "c" / "basic.wasm").read_bytes())
     messages = [b'{"name":"rbt%d","money":%d}' % (i, i) for i in range(100)]
     limits = GuestLimits(timeout_ms=5000, memory_limit=256 << 20)
 

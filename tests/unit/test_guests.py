@@ -21,7 +21,7 @@ from tests.helpers import EXAMPLES
 
 PERSON_IN = b'{"name":"rbt","money":2}'
 PERSON_OUT = b'{"name":"rbt","money":3,"expected":0}'
-BASIC = EXAMPLES / "basic" / "example_basic.wasm"
+BASIC = EXAMPLES / "basic" / "c" / "basic.wasm"
 MiB = 1 << 20
 
 
@@ -105,7 +105,7 @@ def test_example_batch_and_per_message_results_are_identical(engine, tmp_path, f
 
 
 def test_stdio_example(engine, tmp_path):
-    guest = _guest(engine, EXAMPLES / "basic" / "example_basic_stdio.wasm", tmp_path)
+    guest = _guest(engine, EXAMPLES / "basic" / "c" / "basic_stdio.wasm", tmp_path)
     assert guest.call(PERSON_IN) == [PERSON_OUT]
     error = _error(guest, b"{}")
     assert (error.kind, str(error)) == ("exit", "WASI command exited with code 1")

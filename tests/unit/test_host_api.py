@@ -27,7 +27,7 @@ from fsworker.state_store import SqliteStateStore
 from tests import wasm_fixtures as fx
 from tests.helpers import EXAMPLES
 
-WORDCOUNT = EXAMPLES / "wordcount" / "wordcount.wasm"
+WORDCOUNT = EXAMPLES / "wordcount" / "c" / "wordcount.wasm"
 
 
 @pytest.fixture(scope="module")

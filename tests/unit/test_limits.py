@@ -237,7 +237,7 @@ def test_the_decoder_handles_many_instruction_kinds(engine):
 
 @pytest.mark.parametrize(
     "path",
-    [EXAMPLES / "basic" / "example_basic.wasm", EXAMPLES / "basic" / "example_basic_stdio.wasm"],
+    [EXAMPLES / "basic" / "c" / "basic.wasm", EXAMPLES / "basic" / "c" / "basic_stdio.wasm"],
 )
 def test_every_function_of_the_examples_decodes(path):
     wasm = path.read_bytes()

@@ -33,8 +33,8 @@ def _classify(engine, data):
 
 
 def test_examples_are_classified(engine):
-    basic = (EXAMPLES / "basic" / "example_basic.wasm").read_bytes()
-    stdio = (EXAMPLES / "basic" / "example_basic_stdio.wasm").read_bytes()
+    basic = (EXAMPLES / "basic" / "c" / "basic.wasm").read_bytes()
+    stdio = (EXAMPLES / "basic" / "c" / "basic_stdio.wasm").read_bytes()
     assert _classify(engine, basic) is ModuleKind.ABI
     assert _classify(engine, stdio) is ModuleKind.WASI_STDIO
 
@@ -75,7 +75,7 @@ def test_the_memory_probe_is_added_where_memory_grows(engine):
     assert classify(probed) is ModuleKind.ABI
     plain = compile_module(engine, fx.wasm(fx.ECHO))  # no memory.grow: left alone
     assert "__fs_memory_probe" not in [e.name for e in plain.exports]
-    basic = (EXAMPLES / "basic" / "example_basic.wasm").read_bytes()
+    basic = (EXAMPLES / "basic" / "c" / "basic.wasm").read_bytes()
     assert "__fs_memory_probe" in [e.name for e in compile_module(engine, basic).exports]
 
 

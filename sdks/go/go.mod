@@ -1,0 +1,3 @@
+module functionstream.dev/sdk
+
+go 1.24
