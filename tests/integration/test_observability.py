@@ -199,7 +199,7 @@ def test_logs_show_function_and_replica_and_follow(observed):
 
     for args, fragment in (
         (["--replica", "5"], "replica 5 does not exist: function '%s' has 1 replica (0 to 0)"),
-        (["--replica", "-1"], "replica -1 does not exist"),
+        (["--replica", "-1"], "logs: replica must be an integer from 0 to 63, got -1"),
         (["--lines", "-3"], "lines must be an integer from 0 to 10000"),
     ):
         bad = fsd.ctl("logs", "-n", name, *args)
