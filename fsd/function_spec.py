@@ -53,7 +53,7 @@ class FunctionSpec:
 
 def validate_name(value: Any) -> str:
     """A function name: letters, digits, '_', '.', '-'; no '/' or other path characters."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise SpecInvalid(
             f"invalid function name {value!r}: use 1-64 letters, digits, '_', '.' or '-', "
             f"starting with a letter or digit"
@@ -63,7 +63,7 @@ def validate_name(value: Any) -> str:
 
 def validate_topic(value: Any, what: str) -> str:
     """A Pulsar topic name."""
-    if not isinstance(value, str) or not TOPIC_RE.match(value):
+    if not isinstance(value, str) or not TOPIC_RE.fullmatch(value):
         raise SpecInvalid(
             f"invalid {what} topic {value!r}: use a name like 'example-input' or "
             f"'persistent://tenant/namespace/topic'"

@@ -42,3 +42,13 @@ def test_invalid_specs_name_the_field(patch, fragment):
 def test_full_topic_names_are_accepted():
     out = validate_create_args({**BASE, "output": "persistent://public/default/out"})
     assert out["output"] == "persistent://public/default/out"
+
+
+def test_a_trailing_newline_is_not_part_of_a_valid_name_or_topic():
+    # '$' matches before a final newline: the checks must match the whole value.
+    from fsd.function_spec import validate_name, validate_topic
+
+    with pytest.raises(SpecInvalid):
+        validate_name("victim\n")
+    with pytest.raises(SpecInvalid):
+        validate_topic("topic\n", "input")
