@@ -12,7 +12,9 @@ the same broker:
 3. Function Stream draining the same pre-filled backlog through a bytes echo
    function (100 B, to compare with 2. directly) and examples/basic (JSON
    records of about 40 B) at 1, 2 and 4 replicas;
-4. end-to-end latency at a fixed 1,000 msg/s through the broker alone (one hop),
+4. examples/basic in every language (the committed examples/basic/<lang>/basic.wasm,
+   1 replica) against the raw JSON ceiling of the same run;
+5. end-to-end latency at a fixed 1,000 msg/s through the broker alone (one hop),
    the raw pass-through and 1 replica of examples/basic.
 
 Throughput is counted on the output topic (the broker's ``msgInCounter``, polled
@@ -21,7 +23,8 @@ output topic. It never asserts timings: it exits 0 unless something failed to
 work (then 1, keeping the broker data and fsd log and naming where).
 
     python perf/bench_throughput.py [--messages N] [--runs R] [--quick] [--json]
-        [--only broker|throughput|latency] [--broker-conf KEY=VALUE] [--no-pulsar-perf]
+        [--only broker|throughput|languages|latency] [--broker-conf KEY=VALUE]
+        [--no-pulsar-perf]
 """
 
 from __future__ import annotations
@@ -896,6 +899,8 @@ def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
     doc["throughput"], doc["ceilings"], doc["latency"] = {}, {}, {}
     if "throughput" in opts.only:
         throughput_all(env, opts, doc)
+    if "languages" in opts.only:
+        languages_all(env, opts, doc)
     if "latency" in opts.only:
         paths = (
             (f"{DIRECT}: producer -> consumer", DIRECT),
@@ -937,9 +942,33 @@ def throughput_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> N
                 lambda r=r: throughput_fs(env, BASIC_WASM, "JSON", r),
             )
         )
-    for i in range(opts.warmup):
+    _run_paths(paths, opts, doc)
+
+
+def languages_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """examples/basic in every language (its committed basic.wasm), 1 replica, vs raw JSON."""
+    raw_json = f"{RAW}, JSON"
+    paths: list[tuple[str, Callable[[], dict[str, float | None]]]] = []
+    if raw_json not in doc["throughput"]:
+        paths.append((raw_json, lambda: throughput_raw(env, "JSON")))
+    for wasm in sorted(REPO.glob("examples/basic/*/basic.wasm")):
+        lang = wasm.parent.name
+        paths.append(
+            (f"FS basic {lang}, 1 replica", lambda w=wasm: throughput_fs(env, w, "JSON", 1))
+        )
+    _run_paths(paths, opts, doc, warm=bool(paths) and paths[0][0] == raw_json)
+
+
+def _run_paths(
+    paths: list[tuple[str, Callable[[], dict[str, float | None]]]],
+    opts: argparse.Namespace,
+    doc: dict[str, Any],
+    warm: bool = True,
+) -> None:
+    """Measure each path opts.runs times (alternating); add the summaries and ceilings to doc."""
+    for i in range(opts.warmup if warm else 0):
         # The broker's JIT and caches: the first drains after its start are much slower.
-        for label, measure in (paths[0], paths[1]):
+        for label, measure in paths[:2]:
             progress(f"warm-up {i + 1}/{opts.warmup} (not counted): {label} ...")
             res = measure()
             progress(f"    {_num(res.get('msg/s (10-90 %)'))} msg/s (10-90 %)")
@@ -961,17 +990,16 @@ def throughput_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> N
             if res.get("duplicates") or res.get("failed"):
                 dup, failed = res.get("duplicates"), res.get("failed")
                 progress(f"    note: {dup} duplicates, {failed} failed")
-    doc["throughput"] = {
-        label: {key: summary(values) for key, values in keys.items()}
-        for label, keys in samples.items()
-    }
-    ceilings: dict[str, float] = {}
+    doc["throughput"].update(
+        {label: {key: summary(values) for key, values in keys.items()}
+         for label, keys in samples.items()}
+    )  # fmt: skip
+    raw100, raw_json = f"{RAW}, 100 B", f"{RAW}, JSON"
     for label in doc["throughput"]:
         base = raw100 if "100 B" in label else raw_json
-        value = _med(doc["throughput"][base], "msg/s (10-90 %)")
+        value = _med(doc["throughput"].get(base, {}), "msg/s (10-90 %)")
         if value is not None:
-            ceilings[label] = value
-    doc["ceilings"] = ceilings
+            doc["ceilings"][label] = value
 
 
 def main() -> int:
@@ -986,8 +1014,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["broker", "throughput", "latency"],
-        help="run only these parts (repeat; default: all three)",
+        choices=["broker", "throughput", "languages", "latency"],
+        help="run only these parts (repeat; default: all four)",
     )
     parser.add_argument(
         "--broker-conf",
@@ -1001,7 +1029,7 @@ def main() -> int:
     opts.messages = opts.messages or (50_000 if opts.quick else 200_000)
     opts.runs = opts.runs or (1 if opts.quick else 3)
     opts.latency_seconds = 10.0 if opts.quick else 20.0
-    opts.only = opts.only or ["broker", "throughput", "latency"]
+    opts.only = opts.only or ["broker", "throughput", "languages", "latency"]
     opts.perf_seconds = 10
     if opts.messages < 1000 or opts.runs < 1 or opts.warmup < 0:
         parser.error("--messages must be >= 1000, --runs >= 1, --warmup >= 0")
