@@ -138,3 +138,15 @@ class Reader:
 
     def close(self) -> None:
         self._client.close()
+
+
+def send(url: str, topic: str, payloads: list[bytes], **kwargs) -> None:
+    """Publish ``payloads`` in order, each confirmed before the next (``kwargs``: send's)."""
+    c = client(url)
+    try:
+        producer = c.create_producer(topic)
+        for payload in payloads:
+            producer.send(payload, **kwargs)
+        producer.close()
+    finally:
+        c.close()

@@ -18,7 +18,7 @@ import pytest
 from tests.conformance import vectors
 from tests.conformance.toolchains import Unavailable, build, matrix
 from tests.helpers import Fsd, unique, wait_for
-from tests.streams import Reader, client
+from tests.streams import Reader, send
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +40,6 @@ def _module(example: str, lang: str) -> Path:
         if os.environ.get("FS_REQUIRE_TOOLCHAINS") == "1":
             pytest.fail(f"{exc} (FS_REQUIRE_TOOLCHAINS=1: every toolchain must be installed)")
         pytest.skip(str(exc))
-
-
-def _send(url: str, topic: str, payloads: list[bytes]) -> None:
-    c = client(url)
-    try:
-        producer = c.create_producer(topic, batching_enabled=False)
-        for payload in payloads:
-            producer.send(payload)
-        producer.close()
-    finally:
-        c.close()
 
 
 def _create(fsd: Fsd, name: str, wasm: Path, inp: str, out: str, *args: str) -> None:
@@ -85,7 +74,7 @@ def test_example_gives_the_same_outputs_in_every_language(
     outputs, dead = Reader(pulsar_url, out), Reader(pulsar_url, f"{NS}{inp}-{name}-DLQ")
     try:
         _create(shared_fsd, name, wasm, inp, out, *extra)
-        _send(pulsar_url, inp, inputs)
+        send(pulsar_url, inp, inputs)
         got = [m.data() for m in outputs.wait(len(expected), timeout=120)]
         assert got == expected, f"{lang} {example}: outputs differ"
         assert sorted(m.data() for m in dead.wait(len(failing), timeout=60)) == failing

@@ -4,54 +4,16 @@ from __future__ import annotations
 
 import time
 
-import pulsar
 import pytest
 import wasmtime
 
 from tests.helpers import EXAMPLES, Fsd, unique, wait_for
-from tests.streams import client
+from tests.streams import Reader, send
 
 pytestmark = pytest.mark.integration
 
 PYTHON_BASIC = str(EXAMPLES / "basic" / "python" / "basic.wasm")
 NS = "persistent://public/default/"
-
-
-class Reader:
-    """Everything on a topic from the start, with properties."""
-
-    def __init__(self, url: str, topic: str) -> None:
-        self._client = client(url)
-        self._consumer = self._client.subscribe(
-            topic, "test-reader", initial_position=pulsar.InitialPosition.Earliest
-        )
-        self.messages: list[pulsar.Message] = []
-
-    def wait(self, count: int, timeout: float = 60) -> list[pulsar.Message]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            try:
-                msg = self._consumer.receive(200)
-            except pulsar.Timeout:
-                continue
-            self.messages.append(msg)
-            self._consumer.acknowledge(msg)
-        assert len(self.messages) >= count, f"got {len(self.messages)} of {count} messages"
-        return self.messages
-
-    def close(self) -> None:
-        self._client.close()
-
-
-def _send(url: str, topic: str, payloads: list[bytes]) -> None:
-    c = client(url)
-    try:
-        producer = c.create_producer(topic)
-        for payload in payloads:
-            producer.send(payload)
-        producer.close()
-    finally:
-        c.close()
 
 
 def test_python_component_processes_and_dead_letters(fsd: Fsd, pulsar_url: str):
@@ -66,7 +28,7 @@ def test_python_component_processes_and_dead_letters(fsd: Fsd, pulsar_url: str):
         print(f"first create (compile + start): {time.monotonic() - started:.1f} s")
         assert fsd.ctl_json("list")[0]["kind"] == "component"
 
-        _send(pulsar_url, inp, [
+        send(pulsar_url, inp, [
             b'{"name":"rbt","money":2}',
             b'{"name":"x","money":1.5}',
             '{"name":"zoë","money":1}'.encode(),
@@ -94,7 +56,7 @@ def test_python_component_processes_and_dead_letters(fsd: Fsd, pulsar_url: str):
         )
         restart_s = time.monotonic() - started
         print(f"worker restart: {restart_s:.1f} s")
-        _send(pulsar_url, inp, [b'{"name":"again","money":41}'])
+        send(pulsar_url, inp, [b'{"name":"again","money":41}'])
         assert outputs.wait(3)[2].data() == b'{"name":"again","money":42,"expected":0}'
         assert fsd.ctl("delete", "-n", name).returncode == 0
     finally:

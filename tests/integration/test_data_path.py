@@ -14,7 +14,7 @@ import pytest
 
 from tests import wasm_fixtures as fx
 from tests.helpers import EXAMPLES, Fsd, unique, wait_for
-from tests.streams import OutputCollector, Reader, StreamProducer, client, person, report
+from tests.streams import OutputCollector, Reader, StreamProducer, client, person, report, send
 
 pytestmark = pytest.mark.integration
 
@@ -28,24 +28,13 @@ def _create(fsd: Fsd, name: str, *args: str, replicas: int = 1) -> list[dict]:
     return fsd.wait_running(name, replicas)
 
 
-def _send(url: str, topic: str, payloads: list[bytes], **kwargs) -> None:
-    c = client(url)
-    try:
-        producer = c.create_producer(topic)
-        for p in payloads:
-            producer.send(p, **kwargs)
-        producer.close()
-    finally:
-        c.close()
-
-
 def test_poison_message_is_dead_lettered_after_exactly_max_retries(fsd: Fsd, pulsar_url: str):
     name, inp, out = unique("poison"), unique("in"), unique("out")
     outputs, dlq = Reader(pulsar_url, out), Reader(pulsar_url, f"{NS}{inp}-{name}-DLQ")
     wasm = str(fx.write(fsd.workdir, "echo", fx.ECHO))
     _create(fsd, name, "-a", wasm, "-i", inp, "-o", out, "--max-retries", "2",
             "--retry-delay-ms", "200")  # fmt: skip
-    _send(pulsar_url, inp, [b"before", b"X marks the trap", b"after"], properties={"p": "1"})
+    send(pulsar_url, inp, [b"before", b"X marks the trap", b"after"], properties={"p": "1"})
     assert sorted(m.data() for m in outputs.wait(2)) == [b"after", b"before"]
     dead = dlq.wait(1)[0]
     assert dead.data() == b"X marks the trap"
@@ -90,7 +79,7 @@ def test_time_and_memory_limits_dead_letter_and_replica_stays_running(fsd: Fsd, 
         wasm = str(fx.write(fsd.workdir, kind, wat))
         pid = _create(fsd, name, "-a", wasm, "-i", inp, "-o", out, "--max-retries", "0",
                       *flags)[0]["pid"]  # fmt: skip
-        _send(pulsar_url, inp, [payload, b"fine"])
+        send(pulsar_url, inp, [payload, b"fine"])
         assert [m.data() for m in outputs.wait(1)] == [b"fine"]
         dead = dlq.wait(1)[0]
         assert dead.data() == payload
@@ -112,7 +101,7 @@ def test_malformed_json_and_schema_violations_are_dead_lettered(fsd: Fsd, pulsar
     _create(fsd, name, "-a", BASIC, "-i", inp, "-o", out, "--max-retries", "0",
             "--input-schema", "json", "--json-schema", str(schema),
             "--output-schema", "json")  # fmt: skip
-    _send(pulsar_url, inp, [b"{not json", b'{"name":"x"}', b'{"name":"ok","money":1}'])
+    send(pulsar_url, inp, [b"{not json", b'{"name":"x"}', b'{"name":"ok","money":1}'])
     assert [m.data() for m in outputs.wait(1)] == [b'{"name":"ok","money":2,"expected":0}']
     reasons = {m.data(): m.properties() for m in dlq.wait(2)}
     assert reasons[b"{not json"]["fs-error-kind"] == "schema"
@@ -158,7 +147,7 @@ def test_crash_between_publish_and_ack(workdir, pulsar_url: str, guarantee: str)
     }).start()  # fmt: skip
     try:
         collector = OutputCollector(pulsar_url, out)
-        _send(pulsar_url, inp, [person(i) for i in range(200)])
+        send(pulsar_url, inp, [person(i) for i in range(200)])
         result = fsd.ctl("create", "-n", name, "-a", BASIC, "-i", inp, "-o", out,
                          "--guarantee", guarantee, "--ordering", "strict", "--no-wait")  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -225,9 +214,9 @@ def test_inputs_patterns_sinks_properties_and_at_most_once(fsd: Fsd, pulsar_url:
     name, in1, in2, out = unique("multi"), unique("in"), unique("in"), unique("out")
     outputs = Reader(pulsar_url, out)
     _create(fsd, name, "-a", BASIC, "-i", in1, "-i", in2, "-o", out)
-    _send(pulsar_url, in1, [person(1)], partition_key="K1", properties={"trace": "t1"},
+    send(pulsar_url, in1, [person(1)], partition_key="K1", properties={"trace": "t1"},
           event_timestamp=1234567)  # fmt: skip
-    _send(pulsar_url, in2, [person(2)])
+    send(pulsar_url, in2, [person(2)])
     got = {json.loads(m.data())["name"]: m for m in outputs.wait(2)}
     first = got["m-1"]
     assert first.partition_key() == "K1" and first.event_timestamp() == 1234567
@@ -238,7 +227,7 @@ def test_inputs_patterns_sinks_properties_and_at_most_once(fsd: Fsd, pulsar_url:
     prefix = unique("pat")
     pat_name, pat_out = unique("pattern"), unique("out")
     pattern_outputs = Reader(pulsar_url, pat_out)
-    _send(pulsar_url, f"{prefix}-a", [person(3)])
+    send(pulsar_url, f"{prefix}-a", [person(3)])
     _create(fsd, pat_name, "-a", BASIC, "--input-pattern", f"{NS}{prefix}-.*", "-o", pat_out)
     assert json.loads(pattern_outputs.wait(1)[0].data())["name"] == "m-3"
     pattern_outputs.close()
@@ -248,7 +237,7 @@ def test_inputs_patterns_sinks_properties_and_at_most_once(fsd: Fsd, pulsar_url:
     dlq = Reader(pulsar_url, f"{NS}{sink_in}-{sink}-DLQ")
     wasm = str(fx.write(fsd.workdir, "echo", fx.ECHO))
     _create(fsd, sink, "-a", wasm, "-i", sink_in, "--guarantee", "at-most-once")
-    _send(pulsar_url, sink_in, [b"ok", b"X trap"])
+    send(pulsar_url, sink_in, [b"ok", b"X trap"])
     dead = dlq.wait(1)[0]
     assert dead.properties()["fs-attempts"] == "1"
     wait_for(lambda: fsd.replicas(sink)[0]["processed"] == 1, 10, "the sink to process")
@@ -258,9 +247,9 @@ def test_inputs_patterns_sinks_properties_and_at_most_once(fsd: Fsd, pulsar_url:
 def test_subscription_position_latest_skips_the_backlog(fsd: Fsd, pulsar_url: str):
     name, inp, out = unique("latest"), unique("in"), unique("out")
     outputs = Reader(pulsar_url, out)
-    _send(pulsar_url, inp, [person(1)])
+    send(pulsar_url, inp, [person(1)])
     _create(fsd, name, "-a", BASIC, "-i", inp, "-o", out, "--subscription-position", "latest")
-    _send(pulsar_url, inp, [person(2)])
+    send(pulsar_url, inp, [person(2)])
     assert [json.loads(m.data())["name"] for m in outputs.wait(1)] == ["m-2"]
     # Nothing else arrives: the earlier message was before the subscription.
     assert outputs.more_within(2.0) == []
@@ -292,7 +281,7 @@ def test_avro_output_is_read_natively_by_other_pulsar_clients(fsd: Fsd, pulsar_u
         )  # fmt: skip
         _create(fsd, name, "-a", BASIC, "-i", inp, "-o", out, "--input-schema", "json",
                 "--output-schema", "avro", "--avro-schema", str(schema_file))  # fmt: skip
-        _send(pulsar_url, inp, [b'{"name":"rbt","money":2}'])
+        send(pulsar_url, inp, [b'{"name":"rbt","money":2}'])
         msg = native.receive(30_000)
         assert msg.value() == {"name": "rbt", "money": 3, "expected": 0}
     finally:

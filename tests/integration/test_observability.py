@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import EXAMPLES, REPO, Fsd, free_port, pid_alive, unique, wait_for
-from tests.streams import client, person
+from tests.streams import person, send
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +48,6 @@ def observed(workdir, pulsar_url) -> Iterator[tuple[Fsd, int]]:
         assert daemon.stop() == 0
 
 
-def _send(url: str, topic: str, payloads: list[bytes]) -> None:
-    c = client(url)
-    try:
-        producer = c.create_producer(topic)
-        for payload in payloads:
-            producer.send(payload)
-        producer.close()
-    finally:
-        c.close()
-
-
 def test_metrics_count_messages_restarts_and_resources(observed, pulsar_url):
     fsd, port = observed
     name, inp, out = unique("obs"), unique("in"), unique("out")
@@ -68,7 +57,7 @@ def test_metrics_count_messages_restarts_and_resources(observed, pulsar_url):
     pid = fsd.wait_running(name, 1)[0]["pid"]
     # The basic example refuses input that is not its JSON person: a guest error.
     payloads = [person(i) for i in range(GOOD)] + [b"not a person %d" % i for i in range(BAD)]
-    _send(pulsar_url, inp, payloads)
+    send(pulsar_url, inp, payloads)
 
     labels = {"function": name, "replica": "0"}
     expected = {
@@ -99,7 +88,7 @@ def test_metrics_count_messages_restarts_and_resources(observed, pulsar_url):
     result = fsd.ctl("create", "-n", metered, "-a", BASIC, "-i", metered_in, "-o", unique("o"),
                      "--fuel", "1000000")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    _send(pulsar_url, metered_in, [person(i) for i in range(3)])
+    send(pulsar_url, metered_in, [person(i) for i in range(3)])
     wait_for(
         lambda: (
             (value(scrape(port), "fs_fuel_consumed_total", function=metered, replica="0") or 0)
@@ -120,7 +109,7 @@ def test_metrics_count_messages_restarts_and_resources(observed, pulsar_url):
     new_pid = fsd.wait_running(name, 1)[0]["pid"]
     assert new_pid != pid and pid_alive(new_pid)
     # Counted across the restart: the new worker starts at zero, fsd's totals do not.
-    _send(pulsar_url, inp, [person(GOOD)])
+    send(pulsar_url, inp, [person(GOOD)])
     wait_for(
         lambda: value(scrape(port), "fs_messages_processed_total", **labels) == GOOD + 1,
         30,
