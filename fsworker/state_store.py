@@ -3,13 +3,15 @@
 One database per function under fsd's state dir, in WAL mode, shared by that
 function's replicas on the host (and read by fsd for ``fsctl state``).
 
-The worker never holds a write lock while the guest runs: writes made while
-processing a batch go into a ``StateTransaction`` (an overlay the guest reads
-its own writes through) and are committed in one short SQLite transaction
+Each batch's state is one serializable transaction: the first state access
+of a batch takes the database's write lock (``BEGIN IMMEDIATE``), writes go
+into a ``StateTransaction`` (an overlay the guest reads its own writes
+through, so a failed guest call can be undone), and the transaction commits
 after the batch's outputs are confirmed and before its inputs are
-acknowledged. Integer additions are kept as deltas and applied with
-``value + delta`` in SQL, so two replicas adding to one key never lose an
-update.
+acknowledged. So a value the guest reads or a count ``state_add`` returns is
+exact even when replicas share keys: their batches touching state run one
+after the other (a batch that uses no state takes no lock). Integer additions
+are kept as deltas and applied with ``value + delta`` in SQL.
 """
 
 from __future__ import annotations
@@ -43,8 +45,16 @@ class StateStore(Protocol):
         """The committed value, or None when the key is missing."""
         ...
 
+    def begin(self) -> None:
+        """Take the write lock: nobody else changes the state until apply or abort."""
+        ...
+
     def apply(self, puts: dict[bytes, bytes | None], adds: dict[bytes, int]) -> None:
         """Commit a batch of writes atomically (None deletes; adds are integer deltas)."""
+        ...
+
+    def abort(self) -> None:
+        """Release the lock begin took, writing nothing."""
         ...
 
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
@@ -75,6 +85,7 @@ class SqliteStateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        self._in_transaction = False
         # Replicas open a fresh database at the same moment; switching it to WAL takes an
         # exclusive lock that SQLite may refuse at once ("database is locked") instead of
         # waiting, so retry for a while.
@@ -95,18 +106,24 @@ class SqliteStateStore:
         row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return bytes(row[0]) if row else None
 
-    def apply(self, puts: dict[bytes, bytes | None], adds: dict[bytes, int]) -> None:
-        if not puts and not adds:
+    def begin(self) -> None:
+        if self._in_transaction:
             return
-        db = self._db
         for attempt in range(50):
             try:
-                db.execute("BEGIN IMMEDIATE")
+                self._db.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError:
-                time.sleep(min(0.01 * (attempt + 1), 0.2))  # another replica is committing
+                time.sleep(min(0.01 * (attempt + 1), 0.2))  # another replica holds it
         else:
             raise StateError(f"state database {self.path} stayed locked")
+        self._in_transaction = True
+
+    def apply(self, puts: dict[bytes, bytes | None], adds: dict[bytes, int]) -> None:
+        if not puts and not adds and not self._in_transaction:
+            return
+        db = self._db
+        self.begin()
         try:
             for key, value in puts.items():
                 if value is None:
@@ -124,6 +141,13 @@ class SqliteStateStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
+
+    def abort(self) -> None:
+        if self._in_transaction:
+            self._in_transaction = False
+            self._db.execute("ROLLBACK")
 
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         rows = self._db.execute(
@@ -154,6 +178,7 @@ class StateTransaction:
     _undo: list[tuple[bytes, object, object]] = field(default_factory=list)
 
     def _remember(self, key: bytes) -> None:
+        self.store.begin()
         self._undo.append((key, self.puts.get(key, _MISSING), self.adds.get(key, _MISSING)))
 
     def savepoint(self) -> int:
@@ -175,6 +200,7 @@ class StateTransaction:
 
     def get(self, key: bytes) -> bytes | None:
         """Read through this batch's writes to the committed value."""
+        self.store.begin()
         base = self.puts[key] if key in self.puts else self.store.get(key)
         if key in self.adds:
             return str(parse_int(base) + self.adds[key]).encode()
@@ -193,7 +219,7 @@ class StateTransaction:
         self.puts[key] = None
 
     def add(self, key: bytes, delta: int) -> int:
-        """Add to a counter; returns the value this batch sees (other replicas may add too)."""
+        """Add to a counter; returns its new value."""
         _check(key, b"")
         self._remember(key)
         if key in self.puts:
@@ -208,11 +234,12 @@ class StateTransaction:
     def commit(self) -> None:
         """Make the batch's writes durable (before its inputs are acknowledged)."""
         self.store.apply(self.puts, self.adds)
-        self.rollback()
+        self.puts, self.adds, self._undo = {}, {}, []
 
     def rollback(self) -> None:
-        """Forget the batch's writes (its inputs will be redelivered)."""
+        """Forget the batch's writes (its inputs will be redelivered) and release the lock."""
         self.puts, self.adds, self._undo = {}, {}, []
+        self.store.abort()
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(set(self.puts) | set(self.adds))

@@ -82,3 +82,39 @@ def test_replicas_opening_a_fresh_database_at_once_all_succeed(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_batches_of_two_replicas_touching_state_are_serialized(tmp_path):
+    # Two replicas share a counter: the second one's batch waits for the first
+    # one's commit, so the count each sees (and outputs) is exact.
+    import threading
+
+    path = tmp_path / "shared.sqlite3"
+    first = StateTransaction(SqliteStateStore(path))
+    assert first.add(b"the", 1) == 1
+    seen: list[int] = []
+
+    def second_replica() -> None:
+        second = StateTransaction(SqliteStateStore(path))
+        seen.append(second.add(b"the", 1))
+        second.commit()
+
+    waiter = threading.Thread(target=second_replica)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and seen == [], "the second replica read before the first committed"
+    first.commit()
+    waiter.join(10)
+    assert seen == [2]
+    assert SqliteStateStore(path).get(b"the") == b"2"
+
+
+def test_rollback_releases_the_lock(tmp_path):
+    path = tmp_path / "shared.sqlite3"
+    first = StateTransaction(SqliteStateStore(path))
+    first.put(b"k", b"v")
+    first.rollback()
+    other = StateTransaction(SqliteStateStore(path, busy_timeout_ms=200))
+    assert other.add(b"n", 5) == 5  # would raise "stayed locked" if the lock were held
+    other.commit()
+    assert SqliteStateStore(path).get(b"k") is None
