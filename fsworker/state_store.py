@@ -84,7 +84,8 @@ class SqliteStateStore:
     def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        self._busy_timeout_s = busy_timeout_ms / 1000
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=self._busy_timeout_s)
         self._in_transaction = False
         # Replicas open a fresh database at the same moment; switching it to WAL takes an
         # exclusive lock that SQLite may refuse at once ("database is locked") instead of
@@ -109,14 +110,23 @@ class SqliteStateStore:
     def begin(self) -> None:
         if self._in_transaction:
             return
-        for attempt in range(50):
+        # SQLite's busy handler waits for the lock; a few errors come back at once
+        # instead (e.g. while a replica switches a new database to WAL): retry those,
+        # all within one deadline.
+        deadline = time.monotonic() + self._busy_timeout_s
+        attempt = 0
+        while True:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError:
-                time.sleep(min(0.01 * (attempt + 1), 0.2))  # another replica holds it
-        else:
-            raise StateError(f"state database {self.path} stayed locked")
+                attempt += 1
+                if time.monotonic() >= deadline:
+                    raise StateError(
+                        f"state database {self.path} stayed locked for "
+                        f"{self._busy_timeout_s:.0f} s (another replica holds it)"
+                    ) from None
+                time.sleep(min(0.01 * attempt, 0.2))
         self._in_transaction = True
 
     def apply(self, puts: dict[bytes, bytes | None], adds: dict[bytes, int]) -> None:
