@@ -135,12 +135,13 @@ def test_list_shows_grants_without_values():
 
 def test_sandbox_env_from_fsd_environment_or_fixed(tmp_path):
     opts = FunctionOptions.from_dict(
-        {"allow_dirs": [_dir(str(tmp_path), "/d", "ro")], "allow_env": ["A", "B=2", "GONE"]}
+        {"allow_dirs": [_dir(str(tmp_path), "/d", "ro")], "allow_env": ["A", "B=secret-b", "GONE"]}
     )
-    sandbox = Sandbox.from_options(opts, environ={"A": "1", "C": "3"})
-    assert sandbox.env == (("A", "1"), ("B", "2"))  # GONE is not set: left out
+    sandbox = Sandbox.from_options(opts, environ={"A": "secret-a", "C": "secret-c"})
+    assert sandbox.env == (("A", "secret-a"), ("B", "secret-b"))  # GONE is not set: left out
     assert sandbox.dirs == (DirGrant(str(tmp_path), "/d", True),)
-    assert "env A" in sandbox.describe() and "3" not in sandbox.describe()
+    # The description (logged) names the variables, never their values.
+    assert "env A, env B" in sandbox.describe() and "secret" not in sandbox.describe()
     assert Sandbox.from_options(FunctionOptions()) == NO_GRANTS
 
 
