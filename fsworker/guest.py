@@ -37,8 +37,10 @@ import wasmtime.component
 
 from fsworker.engine import engine_fuel
 from fsworker.limits import (
+    UNLIMITED_FUEL,
     WASM_PAGE,
     MemoryProbe,
+    deadline_ticks,
     fmt_bytes,
     memory_limit_hit,
     ticker,
@@ -222,6 +224,50 @@ def meters_fuel(engine: wasmtime.Engine) -> bool:
     except wasmtime.WasmtimeError:
         return False
     return True
+
+
+# An instance's start-up code (_initialize, a component's runtime) may take longer
+# than one message may: it gets at least this long.
+INIT_TIMEOUT_MS = 10_000
+
+
+def init_timeout_ms(limits: GuestLimits) -> int | None:
+    """How long an instance's start-up may run (None: no limit)."""
+    return None if limits.timeout_ms is None else max(limits.timeout_ms, INIT_TIMEOUT_MS)
+
+
+def limited_store(
+    engine: wasmtime.Engine,
+    limits: GuestLimits,
+    sandbox: Sandbox,
+    *,
+    metered: bool,
+    stdout: bool = False,
+) -> wasmtime.Store:
+    """A store for one instance: WASI with the function's grants only, the memory limit,
+    the start-up time limit, and unlimited fuel (calls set their own) when ``metered``.
+
+    The guest's stderr (and with ``stdout`` its stdout) goes to the replica's log.
+    Raises GuestInitError when a grant cannot be applied.
+    """
+    from fsworker.sandbox import SandboxError
+
+    store = wasmtime.Store(engine)
+    wasi = wasmtime.WasiConfig()
+    if stdout:
+        wasi.inherit_stdout()
+    wasi.inherit_stderr()
+    try:
+        sandbox.apply(wasi)
+    except SandboxError as exc:
+        raise GuestInitError(str(exc)) from None
+    store.set_wasi(wasi)
+    if limits.memory_limit is not None:
+        store.set_limits(memory_size=limits.memory_limit)
+    store.set_epoch_deadline(deadline_ticks(init_timeout_ms(limits)))
+    if metered:
+        store.set_fuel(UNLIMITED_FUEL)
+    return store
 
 
 def check_memory_fits(module: wasmtime.Module, limits: GuestLimits) -> None:

@@ -37,6 +37,8 @@ from fsworker.guest import (
     GuestLimits,
     Outcome,
     classify_failure,
+    init_timeout_ms,
+    limited_store,
     memory_limit_error,
     meters_fuel,
     trap_message,
@@ -45,13 +47,12 @@ from fsworker.host_api import MODULE as HOST_MODULE
 from fsworker.host_api import HostApi
 from fsworker.limits import (
     NO_DEADLINE,
-    UNLIMITED_FUEL,
     deadline_ticks,
     find_probe,
     ticker,
 )
 from fsworker.module_check import uses_message_metadata
-from fsworker.sandbox import NO_GRANTS, Sandbox, SandboxError
+from fsworker.sandbox import NO_GRANTS, Sandbox
 
 if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
@@ -64,7 +65,6 @@ MAX_BATCH_BYTES = 4 << 20
 MIN_BATCH_BYTES = 64 << 10
 
 # _initialize gets at least this long (runtimes such as Go's do real work there).
-INIT_TIMEOUT_MS = 10_000
 
 _U32 = 0xFFFFFFFF
 _I32 = struct.Struct("<i")
@@ -138,22 +138,7 @@ class AbiGuest:
 
     def _instantiate(self) -> None:
         limits = self._limits
-        store = wasmtime.Store(self._engine)
-        wasi = wasmtime.WasiConfig()
-        # Guest stderr goes to the worker's log; of the host only what the
-        # function's options grant (fsworker/sandbox.py).
-        wasi.inherit_stderr()
-        try:
-            self._sandbox.apply(wasi)
-        except SandboxError as exc:
-            raise GuestInitError(str(exc)) from None
-        store.set_wasi(wasi)
-        if limits.memory_limit is not None:
-            store.set_limits(memory_size=limits.memory_limit)
-        init_ms = None if limits.timeout_ms is None else max(limits.timeout_ms, INIT_TIMEOUT_MS)
-        store.set_epoch_deadline(deadline_ticks(init_ms))
-        if self._metered:
-            store.set_fuel(UNLIMITED_FUEL)
+        store = limited_store(self._engine, limits, self._sandbox, metered=self._metered)
         api = self._api
         if api is not None:
             api.attach(None)  # not the old instance's memory (a start function may call in)
@@ -172,7 +157,7 @@ class AbiGuest:
             if api is not None:
                 api.raise_pending()
             if isinstance(exc, wasmtime.Trap) and exc.trap_code is wasmtime.TrapCode.INTERRUPT:
-                reason = f"_initialize did not finish within {init_ms} ms"
+                reason = f"_initialize did not finish within {init_timeout_ms(limits)} ms"
             else:
                 reason = trap_message(exc)
             raise GuestInitError(f"module failed to initialise: {reason}") from None

@@ -58,13 +58,15 @@ from fsworker.guest import (
     GuestInitError,
     GuestLimits,
     Outcome,
+    init_timeout_ms,
+    limited_store,
     meters_fuel,
     trap_message,
 )
 from fsworker.host_api import HostCallError
 from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 from fsworker.limits import NO_DEADLINE, UNLIMITED_FUEL, deadline_ticks, fmt_bytes, ticker
-from fsworker.sandbox import NO_GRANTS, Sandbox, SandboxError
+from fsworker.sandbox import NO_GRANTS, Sandbox
 from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.guest_component")
@@ -76,7 +78,6 @@ EXPORT = "process"
 WASI_PREFIX = "wasi:"
 
 # Instantiation gets at least this long (a language runtime may do work in its start).
-INIT_TIMEOUT_MS = 10_000
 
 # Longest error text kept from an ``err`` result or a guest log line.
 MAX_TEXT_CHARS = 1000
@@ -346,23 +347,11 @@ class ComponentGuest:
 
     def _instantiate(self) -> None:
         limits = self._limits
-        store = wasmtime.Store(self._engine)
-        wasi = wasmtime.WasiConfig()
-        # Output goes to the worker's log; of the host, only the function's grants
-        # (wasmtime's WASI p2 context also denies every socket address by default).
-        wasi.inherit_stdout()
-        wasi.inherit_stderr()
-        try:
-            self._sandbox.apply(wasi)
-        except SandboxError as exc:
-            raise GuestInitError(str(exc)) from None
-        store.set_wasi(wasi)
-        if limits.memory_limit is not None:
-            store.set_limits(memory_size=limits.memory_limit)
-        init_ms = None if limits.timeout_ms is None else max(limits.timeout_ms, INIT_TIMEOUT_MS)
-        store.set_epoch_deadline(deadline_ticks(init_ms))
-        if self._metered:
-            store.set_fuel(UNLIMITED_FUEL)
+        # Of the host, only the function's grants (wasmtime's WASI p2 context also
+        # denies every socket address by default); stdout too goes to the log.
+        store = limited_store(
+            self._engine, limits, self._sandbox, metered=self._metered, stdout=True
+        )
         ticker.enter()
         try:
             instance = self._linker.instantiate(store, self._component)
@@ -370,7 +359,7 @@ class ComponentGuest:
             self._functions.raise_pending()
             reason = trap_message(exc)
             if "interrupt" in reason:
-                reason = f"instantiation did not finish within {init_ms} ms"
+                reason = f"instantiation did not finish within {init_timeout_ms(limits)} ms"
             raise GuestInitError(f"component failed to initialise: {reason}") from None
         finally:
             ticker.leave()

@@ -1,14 +1,5 @@
 #!/bin/sh
-# Build basic.wasm (the "basic" example in Go) with the Go SDK in sdks/go.
-# Needs Go >= 1.24 (bash scripts/toolchains/go.sh installs one); works offline.
+# Build basic.wasm from this directory's Go source with the Go SDK (sdks/go).
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../../../sdks/go/find-go.sh"
-if ! go=$(fs_find_go); then
-    echo "skip: go: no Go >= 1.24 found (install one with: bash scripts/toolchains/go.sh)" >&2
-    exit 77
-fi
-cd "$here"
-fs_go_build "$go" basic.wasm.tmp
-mv basic.wasm.tmp basic.wasm
-echo "built $here/basic.wasm ($(wc -c <basic.wasm) bytes) with $("$go" env GOVERSION)"
+exec sh "$here/../../../sdks/go/build-module.sh" "$here" "$here/basic.wasm"
