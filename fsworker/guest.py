@@ -128,6 +128,22 @@ class Guest(Protocol):
         ...
 
 
+class BatchGuest:
+    """For guests whose unit is a batch: ``call`` is a batch of one."""
+
+    def call_batch(
+        self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None
+    ) -> list[Outcome]:
+        raise NotImplementedError
+
+    def call(self, data: bytes) -> list[bytes]:
+        """Process one input; raises GuestError (and rebuilds the instance when needed)."""
+        outcome = self.call_batch([data])[0]
+        if isinstance(outcome, GuestError):
+            raise outcome
+        return outcome
+
+
 _FRAME = re.compile(r"^\d+:\s+0x[0-9a-fA-F]+ - (.+)$")
 _CAUSE_INDEX = re.compile(r"^\d+:\s*")
 

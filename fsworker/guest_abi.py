@@ -32,6 +32,7 @@ from fsworker.guest import (
     ABI,
     ERROR,
     NO_LIMITS,
+    BatchGuest,
     GuestError,
     GuestInitError,
     GuestLimits,
@@ -81,7 +82,7 @@ class _Failed(Exception):
         self.retry = retry
 
 
-class AbiGuest:
+class AbiGuest(BatchGuest):
     """An instance exporting ``memory``, ``alloc``, ``process`` and maybe ``process_batch``."""
 
     def __init__(
@@ -187,13 +188,6 @@ class AbiGuest:
         return self._batch is not None
 
     # --- the Guest interface ------------------------------------------------
-
-    def call(self, data: bytes) -> list[bytes]:
-        """Process one input; raises GuestError (and rebuilds the instance when needed)."""
-        outcome = self.call_batch([data])[0]
-        if isinstance(outcome, GuestError):
-            raise outcome
-        return outcome
 
     def call_batch(
         self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None

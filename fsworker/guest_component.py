@@ -54,6 +54,7 @@ from fsworker.guest import (
     NO_LIMITS,
     TIMEOUT,
     TRAP,
+    BatchGuest,
     GuestError,
     GuestInitError,
     GuestLimits,
@@ -305,7 +306,7 @@ class _PublicProcess:
 # --- the guest ------------------------------------------------------------------------------
 
 
-class ComponentGuest:
+class ComponentGuest(BatchGuest):
     """A component exporting ``process``; one long-lived instance, one call per message."""
 
     # Every call is one message, so metadata is always available (fsworker/guest.py).
@@ -373,13 +374,6 @@ class ComponentGuest:
         self.instances += 1
 
     # --- the Guest interface ------------------------------------------------
-
-    def call(self, data: bytes) -> list[bytes]:
-        """Process one input; raises GuestError (and rebuilds the instance when needed)."""
-        outcome = self.call_batch([data])[0]
-        if isinstance(outcome, GuestError):
-            raise outcome
-        return outcome
 
     def call_batch(
         self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None

@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,19 +25,10 @@ from fsworker.guest import open_guest
 from fsworker.host_context import HostContext
 from fsworker.module_check import classify
 from fsworker.state_store import SqliteStateStore
+from perf.harness import best_of
 from tests import wasm_fixtures as fx
 
 BATCH = 100
-
-
-def best_of(fn, repeat: int = 15) -> float:
-    """The fastest of ``repeat`` runs (the least disturbed by a noisy machine)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

@@ -60,7 +60,14 @@ import wasmtime  # noqa: E402
 from fscommon import logs  # noqa: E402
 from fsctl.client import call  # noqa: E402
 from fsd.broker import PULSAR_VERSION, EmbeddedPulsar, find_java  # noqa: E402
-from perf.harness import BenchError, interrupt, machine_info, progress, summary  # noqa: E402
+from perf.harness import (  # noqa: E402
+    BenchError,
+    interrupt,
+    machine_info,
+    print_results,
+    progress,
+    summary,
+)
 from tests.helpers import Fsd, free_port, unique  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 from tests.wasm_fixtures import BATCH_ECHO  # noqa: E402
@@ -1096,11 +1103,7 @@ def main() -> int:
             print(f"broker data and log, fsd state and log kept in {root}", file=sys.stderr)
     if not ok:
         return 1
-    if opts.json:
-        print(json.dumps(doc, indent=2))
-    else:
-        print_report(doc)
-        print(f"(total {doc['elapsed_s']:.0f} s, broker ready in {doc['broker_start_s']:.1f} s)")
+    print_results(doc, opts.json, print_report)
     return 0
 
 

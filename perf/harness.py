@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +69,25 @@ def machine_info() -> dict[str, Any]:
 def interrupt(_signum: int, _frame: object) -> None:
     """SIGTERM handler: unwind like Ctrl-C, so the broker and fsd get stopped."""
     raise KeyboardInterrupt
+
+
+def print_results(
+    doc: dict[str, Any], as_json: bool, report: Callable[[dict[str, Any]], None]
+) -> None:
+    """The run's document as JSON, or ``report``'s text and the run's total time."""
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    report(doc)
+    print(f"(total {doc['elapsed_s']:.0f} s, broker ready in {doc['broker_start_s']:.1f} s)")
+
+
+def best_of(fn: Callable[[], object], repeat: int = 15) -> float:
+    """Seconds of the fastest of ``repeat`` runs of ``fn`` (the least disturbed by a noisy
+    machine)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best

@@ -162,37 +162,23 @@ BAD_OUTPUT = """
       (i64.extend_i32_u (local.get $len)))))
 """
 
-# The batch ABI (docs/abi.md). process echoes ('X' traps, 'E' returns -1, 'L' loops).
-# process_batch answers each input by its first byte: 'Z' no record, 'T' three
-# copies, 'E' a failure (n = -1 and a text), 'X' traps and 'L' loops (the whole
-# call), anything else one copy. Inputs up to 64 KiB; outputs go at 128 KiB.
-BATCH_ECHO = """
-(module
-  (memory (export "memory") 4)
-  (global $out (mut i32) (i32.const 0))
-  (data (i32.const 512) "rejected: starts with E")
-  (func (export "alloc") (param $len i32) (result i32)
-    (if (result i32) (i32.gt_u (local.get $len) (i32.const 65536))
-      (then (i32.const 0)) (else (i32.const 1024))))
+# Pieces the batch modules below share (spliced in by _wat): $first (an input's first
+# byte, 0 when empty), $put32/$record (append to the output at $out), and the
+# process_batch loop over the inputs ($p/$n: one input; outputs at 128 KiB).
+_WAT_PIECES = {
+    "$FIRST": """\
   (func $first (param $p i32) (param $n i32) (result i32)
     (if (result i32) (local.get $n)
-      (then (i32.load8_u (local.get $p))) (else (i32.const 0))))
-  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
-    (local $c i32)
-    (local.set $c (call $first (local.get $ptr) (local.get $len)))
-    (if (i32.eq (local.get $c) (i32.const 88)) (then unreachable))
-    (if (i32.eq (local.get $c) (i32.const 69)) (then (return (i64.const -1))))
-    (if (i32.eq (local.get $c) (i32.const 76)) (then (loop $l (br $l))))
-    (i64.or
-      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-      (i64.extend_i32_u (local.get $len))))
+      (then (i32.load8_u (local.get $p))) (else (i32.const 0))))""",
+    "$PUT_RECORD": """\
   (func $put32 (param $v i32)
     (i32.store (global.get $out) (local.get $v))
     (global.set $out (i32.add (global.get $out) (i32.const 4))))
   (func $record (param $p i32) (param $n i32)
     (call $put32 (local.get $n))
     (memory.copy (global.get $out) (local.get $p) (local.get $n))
-    (global.set $out (i32.add (global.get $out) (local.get $n))))
+    (global.set $out (i32.add (global.get $out) (local.get $n))))""",
+    "$BATCH_HEAD": """\
   (func (export "process_batch") (param $ptr i32) (param $len i32) (result i64)
     (local $count i32) (local $i i32) (local $at i32) (local $n i32) (local $p i32) (local $c i32)
     (global.set $out (i32.const 131072))
@@ -203,7 +189,47 @@ BATCH_ECHO = """
         (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
         (local.set $n (i32.load (local.get $at)))
         (local.set $p (i32.add (local.get $at) (i32.const 4)))
-        (local.set $at (i32.add (local.get $p) (local.get $n)))
+        (local.set $at (i32.add (local.get $p) (local.get $n)))""",
+    "$BATCH_TAIL": """\
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i64.or
+      (i64.shl (i64.const 131072) (i64.const 32))
+      (i64.extend_i32_u (i32.sub (global.get $out) (i32.const 131072))))))""",
+}
+
+
+def _wat(text: str) -> str:
+    """``text`` with every shared piece (a line such as ``$FIRST``) spliced in."""
+    for name, piece in _WAT_PIECES.items():
+        text = text.replace(name + "\n", piece + "\n")
+    return text
+
+
+# The batch ABI (docs/abi.md). process echoes ('X' traps, 'E' returns -1, 'L' loops).
+# process_batch answers each input by its first byte: 'Z' no record, 'T' three
+# copies, 'E' a failure (n = -1 and a text), 'X' traps and 'L' loops (the whole
+# call), anything else one copy. Inputs up to 64 KiB; outputs go at 128 KiB.
+BATCH_ECHO = _wat("""
+(module
+  (memory (export "memory") 4)
+  (global $out (mut i32) (i32.const 0))
+  (data (i32.const 512) "rejected: starts with E")
+  (func (export "alloc") (param $len i32) (result i32)
+    (if (result i32) (i32.gt_u (local.get $len) (i32.const 65536))
+      (then (i32.const 0)) (else (i32.const 1024))))
+$FIRST
+  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+    (local $c i32)
+    (local.set $c (call $first (local.get $ptr) (local.get $len)))
+    (if (i32.eq (local.get $c) (i32.const 88)) (then unreachable))
+    (if (i32.eq (local.get $c) (i32.const 69)) (then (return (i64.const -1))))
+    (if (i32.eq (local.get $c) (i32.const 76)) (then (loop $l (br $l))))
+    (i64.or
+      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+      (i64.extend_i32_u (local.get $len))))
+$PUT_RECORD
+$BATCH_HEAD
         (local.set $c (call $first (local.get $p) (local.get $n)))
         (if (i32.eq (local.get $c) (i32.const 88)) (then unreachable))
         (if (i32.eq (local.get $c) (i32.const 76)) (then (loop $l (br $l))))
@@ -224,12 +250,8 @@ BATCH_ECHO = """
                   (else
                     (call $put32 (i32.const 1))
                     (call $record (local.get $p) (local.get $n))))))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next)))
-    (i64.or
-      (i64.shl (i64.const 131072) (i64.const 32))
-      (i64.extend_i32_u (i32.sub (global.get $out) (i32.const 131072))))))
-"""
+$BATCH_TAIL
+""")
 
 # process_batch returns broken framing, chosen by the first byte of the first input:
 # 'C' claims 5 records but holds one; 'R' a record length past the end; 'T' trailing
@@ -436,16 +458,14 @@ HOST_API = (
 
 # State only, with process_batch: each input adds 1 to the state key equal to the
 # input, then is echoed; 'E...' is then rejected (n = -1), 'X...' traps the call.
-STATE_BATCH = """
+STATE_BATCH = _wat("""
 (module
   (import "fs" "state_add" (func $state_add (param i32 i32 i64 i32)))
   (memory (export "memory") 4)
   (global $out (mut i32) (i32.const 0))
   (data (i32.const 512) "rejected")
   (func (export "alloc") (param i32) (result i32) (i32.const 1024))
-  (func $first (param $p i32) (param $n i32) (result i32)
-    (if (result i32) (local.get $n)
-      (then (i32.load8_u (local.get $p))) (else (i32.const 0))))
+$FIRST
   (func (export "process") (param $ptr i32) (param $len i32) (result i64)
     (local $c i32)
     (call $state_add (local.get $ptr) (local.get $len) (i64.const 1) (i32.const 600))
@@ -455,24 +475,8 @@ STATE_BATCH = """
     (i64.or
       (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
       (i64.extend_i32_u (local.get $len))))
-  (func $put32 (param $v i32)
-    (i32.store (global.get $out) (local.get $v))
-    (global.set $out (i32.add (global.get $out) (i32.const 4))))
-  (func $record (param $p i32) (param $n i32)
-    (call $put32 (local.get $n))
-    (memory.copy (global.get $out) (local.get $p) (local.get $n))
-    (global.set $out (i32.add (global.get $out) (local.get $n))))
-  (func (export "process_batch") (param $ptr i32) (param $len i32) (result i64)
-    (local $count i32) (local $i i32) (local $at i32) (local $n i32) (local $p i32) (local $c i32)
-    (global.set $out (i32.const 131072))
-    (local.set $count (i32.load (local.get $ptr)))
-    (local.set $at (i32.add (local.get $ptr) (i32.const 4)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
-        (local.set $n (i32.load (local.get $at)))
-        (local.set $p (i32.add (local.get $at) (i32.const 4)))
-        (local.set $at (i32.add (local.get $p) (local.get $n)))
+$PUT_RECORD
+$BATCH_HEAD
         (call $state_add (local.get $p) (local.get $n) (i64.const 1) (i32.const 600))
         (local.set $c (call $first (local.get $p) (local.get $n)))
         (if (i32.eq (local.get $c) (i32.const 88)) (then unreachable))
@@ -483,12 +487,8 @@ STATE_BATCH = """
           (else
             (call $put32 (i32.const 1))
             (call $record (local.get $p) (local.get $n))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next)))
-    (i64.or
-      (i64.shl (i64.const 131072) (i64.const 32))
-      (i64.extend_i32_u (i32.sub (global.get $out) (i32.const 131072))))))
-"""
+$BATCH_TAIL
+""")
 
 # For measuring: process gets a u32 count N and a key, and makes N x (state_get of
 # the key into a 64-byte buffer, state_put of the key with 8 bytes). process_batch

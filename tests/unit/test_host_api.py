@@ -6,7 +6,6 @@ wasmtime-py's ``Linker.define_func`` fallback (``raw=False``).
 """
 
 import struct
-import time
 
 import pytest
 import structlog
@@ -24,6 +23,7 @@ from fsworker.module_check import (
     uses_message_metadata,
 )
 from fsworker.state_store import SqliteStateStore
+from perf.harness import best_of
 from tests import wasm_fixtures as fx
 from tests.helpers import EXAMPLES
 
@@ -420,15 +420,6 @@ def test_classify_accepts_the_whole_api(engine):
 # --- cost ---------------------------------------------------------------------------------
 
 
-def _per_call(fn, repeat=7):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 @pytest.mark.parametrize("path", ["raw", "public"])
 def test_cost_of_state_get_put(engine, tmp_path, store, monkeypatch, path):
     """Prints the cost of fs.state_get + fs.state_put from wasm (pytest -s -k cost)."""
@@ -446,7 +437,7 @@ def test_cost_of_state_get_put(engine, tmp_path, store, monkeypatch, path):
         guest.call(loop)
 
     pairs()
-    pair = _per_call(pairs) / n
+    pair = best_of(pairs, 7) / n
 
     # 2. Per message, as the loop sends them: process_batch with 100 messages per call,
     #    each reading and writing its own key, which is committed in SQLite already.
@@ -465,14 +456,14 @@ def test_cost_of_state_get_put(engine, tmp_path, store, monkeypatch, path):
     def without():
         batched.call_batch(plain)
 
-    per_message = (_per_call(with_state) - _per_call(without)) / len(keys)
+    per_message = (best_of(with_state, 7) - best_of(without, 7)) / len(keys)
 
     # 3. The commit the loop then makes for the batch (SQLite, synchronous=FULL).
     def commit():
         batched.call_batch(keys)
         host.transaction.commit()
 
-    commit_cost = _per_call(commit) - _per_call(with_state)
+    commit_cost = best_of(commit, 7) - best_of(with_state, 7)
     print(
         f"\n[{path}] fs.state_get + fs.state_put from wasm: {pair * 1e6:.2f} us per pair "
         f"(calls only); {per_message * 1e6:.2f} us per message in process_batch (100 per "
