@@ -2,12 +2,14 @@
 # Build every example in every language this machine has a toolchain for
 # (examples/<example>/<lang>/build.sh), then say what was built and what was
 # skipped and why. Exit 1 if a build failed (a skip is not a failure).
+# FS_EXAMPLES_DIR: another examples tree (for tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+examples=${FS_EXAMPLES_DIR:-examples}
 built=() skipped=() failed=()
-for script in examples/*/*/build.sh; do
+for script in "$examples"/*/*/build.sh; do
     dir=$(dirname "$script")
-    what="${dir#examples/}"
+    what="${dir#"$examples"/}"
     if out=$(bash "$script" 2>&1); then
         built+=("$what")
     elif [[ $? -eq 77 ]]; then
