@@ -88,6 +88,13 @@ class Replica:
         old = self.state
         check_transition(old, new)
         self.state = new
+        # A deadline belongs to the state that set it and dies with it: a kill time
+        # left over from STOPPING (or a retry time from BACKOFF) would make
+        # next_deadline() lie in the past for ever and spin fsd's loop.
+        if new is not S.STOPPING:
+            self.kill_at = None
+        if new is not S.BACKOFF:
+            self.retry_at = None
         log.info(
             "replica state",
             function=self.function,
@@ -260,7 +267,10 @@ class Supervisor:
             t
             for rt in self.functions.values()
             for r in rt.replicas
-            for t in (r.retry_at, r.kill_at)
+            for t in (
+                r.retry_at if r.state is S.BACKOFF else None,
+                r.kill_at if r.state is S.STOPPING and r.proc is not None else None,
+            )
             if t is not None
         ]
         return min(times) if times else None
