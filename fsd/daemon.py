@@ -26,13 +26,16 @@ from fsd.broker import EmbeddedPulsar
 from fsd.config import FsdConfig
 from fsd.control_server import ControlServer, EndpointInUse, group_id, restrict_ipc_socket
 from fsd.function_spec import FunctionSpec
+from fsd.functions import FunctionService
 from fsd.handlers import make_handlers
 from fsd.metrics import MetricsServer, parse_endpoint
+from fsd.module_compiler import ModuleCompiler
 from fsd.package_store import PackageStore
 from fsd.registry import Registry
+from fsd.replica import Replica
 from fsd.replica_state import ReplicaState
 from fsd.sd_notify import Notifier
-from fsd.supervisor import Replica, Supervisor
+from fsd.supervisor import Supervisor
 from fsworker.engine import new_engine
 
 log = structlog.get_logger("fsd")
@@ -53,11 +56,11 @@ class Daemon:
         self.started_mono = time.monotonic()
         state = config.state_dir
         state.mkdir(parents=True, exist_ok=True)
-        self.registry = Registry(state / "registry.sqlite3")
         self.packages = PackageStore(state / "packages")
         self.compiled_dir = state / "compiled"
         # One engine per setting that changes the generated code (fuel on or off).
         self._engines = {False: new_engine(fuel=False), True: new_engine(fuel=True)}
+        self.compiler = ModuleCompiler(self._engines, self.compiled_dir, self.packages)
         self.broker: EmbeddedPulsar | None = None
         self.pulsar_url = config.pulsar_url or ""
         self.supervisor = Supervisor(
@@ -65,6 +68,13 @@ class Daemon:
             log_dir=state / "logs",
             policy=config.supervision_policy(),
             on_transition=self._publish_transition,
+        )
+        self.functions = FunctionService(
+            Registry(state / "registry.sqlite3"),
+            self.compiler,
+            on_change=self.reconcile,
+            busy=self._busy,
+            still_running=lambda name: not self.supervisor.is_stopped(name),
         )
         self.backlog: BacklogPoller | None = None
         self.admin_url: str | None = None
@@ -80,6 +90,27 @@ class Daemon:
     def engine(self, fuel: bool) -> Any:
         """The wasmtime engine for functions with fuel metering on or off."""
         return self._engines[fuel]
+
+    def reconcile(self) -> None:
+        """Move the replicas this host runs toward the registry (every tick, and on change)."""
+        self.supervisor.reconcile(self.functions.all())
+
+    def replica_views(self, name: str) -> list[dict[str, Any]]:
+        """The public status of every replica of a function, by index."""
+        runtime = self.supervisor.functions.get(name)
+        if runtime is None:
+            return []
+        return [r.to_public() for r in runtime.ordered()]
+
+    def purge_state(self, name: str) -> None:
+        """Remove a deleted function's state ('fsctl delete --purge')."""
+        db = self.state_path(name)
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            path.unlink(missing_ok=True)
+
+    def _busy(self, name: str) -> str | None:
+        runtime = self.supervisor.functions.get(name)
+        return runtime.busy if runtime is not None else None
 
     def _publish_transition(
         self, replica: Replica, old: ReplicaState, new: ReplicaState, reason: str
@@ -200,11 +231,11 @@ class Daemon:
             self.backlog = BacklogPoller(self.admin_url)
             self.backlog.start()
 
-        restored = self.registry.all()
+        restored = self.functions.all()
         notifier.status(f"restoring {len(restored)} function(s)")
         for spec in restored:
             log.info("restoring function", function=spec.name, replicas=spec.replicas)
-            self.supervisor.start_function(spec)
+        self.reconcile()  # restoring is the same reconcile as every tick
 
         log.info("fsd ready", endpoint=self.config.endpoint, pulsar_url=self.pulsar_url)
         # Really ready: control socket bound, broker accepting producers, every
@@ -236,6 +267,7 @@ class Daemon:
                     control.handle_readable()
                 if events in ready:
                     self._drain_events(events)
+                self.reconcile()
                 self.supervisor.tick()
                 control.poll_pending()
                 if self.metrics is not None:
@@ -274,7 +306,8 @@ class Daemon:
             self._ctx.term()
             if self.broker is not None:
                 self.broker.stop()
-            self.registry.close()
+            self.compiler.close()
+            self.functions.registry.close()
         log.info("fsd stopped")
         return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,13 @@ TOPIC_RE = re.compile(
     r"^((persistent|non-persistent)://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.=:-]{1,200}$"
 )
 MAX_REPLICAS = 64
+
+
+class Desired(enum.StrEnum):
+    """What a function's replicas should be doing ('fsctl stop' / 'fsctl start')."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
 
 
 class SpecInvalid(ValueError):
@@ -31,9 +39,17 @@ class FunctionSpec:
     output: str | None
     replicas: int = 1
     config: dict[str, str] = field(default_factory=dict)
-    desired: str = "running"  # or "stopped" ('fsctl stop'); survives fsd restarts
+    desired: Desired = Desired.RUNNING  # survives fsd restarts
     options: dict[str, Any] = field(default_factory=dict)  # FunctionOptions.to_dict()
     created_at: float = 0.0
+    # Bumped by every change that needs the replicas rolled (update, restart): the
+    # supervisor rolls each replica spawned at an older generation.
+    generation: int = 0
+    # Bumped by 'fsctl start': replicas in FATAL are given a fresh restart budget.
+    starts: int = 0
+
+    def __post_init__(self) -> None:
+        self.desired = Desired(self.desired)
 
     def to_public(self) -> dict[str, Any]:
         """The fields shown by ``fsctl list``."""
@@ -45,9 +61,10 @@ class FunctionSpec:
             "output": self.output,
             "replicas": self.replicas,
             "config": dict(self.config),
-            "desired": self.desired,
+            "desired": str(self.desired),
             "options": dict(self.options),
             "created_at": self.created_at,
+            "generation": self.generation,
         }
 
 

@@ -8,20 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from fscommon.function_options import OptionError, with_defaults, with_grants
 from fscommon.protocol import ErrorCode
+from fsd import waits
 from fsd.control_server import Deferred, Handler, HandlerError
-from fsd.function_spec import (
-    FunctionSpec,
-    SpecInvalid,
-    validate_config,
-    validate_create_args,
-    validate_name,
-)
-from fsd.registry import AlreadyExists
+from fsd.function_spec import Desired, FunctionSpec, SpecInvalid, validate_name
 from fsd.replica_state import ReplicaState
-from fsworker.module_cache import precompile
-from fsworker.module_check import InvalidModule, classify
 
 if TYPE_CHECKING:
     from fsd.daemon import Daemon
@@ -31,6 +22,8 @@ log = structlog.get_logger("fsd.handlers")
 VERSION = "0.1.0"
 # How long create waits for the replicas to report ready before answering.
 CREATE_READY_TIMEOUT = 60.0
+# How long a module may take to compile (an 18 MB component: a few seconds here).
+COMPILE_TIMEOUT = 120.0
 
 
 def make_handlers(daemon: Daemon) -> dict[str, Handler]:
@@ -80,41 +73,34 @@ class _Handlers:
             "uptime": time.monotonic() - self.d.started_mono,
         }
 
-    def create(self, args: dict[str, Any]) -> Any:
-        # Limits and retries the request leaves out come from fsd's configuration.
-        options = with_defaults(args.get("options"), self.d.config.function_defaults())
-        try:
-            fields = validate_create_args({**args, "options": options})
-        except SpecInvalid as exc:
-            raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
-        name = fields["name"]
-        if self.d.registry.get(name) is not None:
-            raise HandlerError(
-                ErrorCode.ALREADY_EXISTS,
-                f"function '{name}' already exists; delete it first or choose another name",
-            )
-        if name in self.d.supervisor.functions:
-            raise HandlerError(
-                ErrorCode.CONFLICT, f"function '{name}' is still being deleted; try again shortly"
-            )
-        package, kind = self._store_module(args, fuel=fields["options"].get("fuel") is not None)
-        spec = FunctionSpec(package=package, kind=kind, **fields)
-        if spec.options.get("guarantee") == "effectively-once" and spec.output:
-            self._enable_deduplication(spec.output)
-        try:
-            self.d.registry.add(spec)
-        except AlreadyExists:
-            raise HandlerError(
-                ErrorCode.ALREADY_EXISTS, f"function '{name}' already exists"
-            ) from None
-        log.info("function created", function=name, package=package, kind=kind)
-        self.d.supervisor.start_function(spec)
-        if args.get("wait", True) is False:
-            return self._function_status(name)
-        return self._wait_all_running(name, CREATE_READY_TIMEOUT)
+    def create(self, args: dict[str, Any]) -> Deferred:
+        pending = self.d.functions.begin_create(
+            args, self.d.config.function_defaults(), prepare=self._prepare
+        )
+        name = pending.name
+        wait = args.get("wait", True) is not False
+        created: list[FunctionSpec] = []
 
-    def _enable_deduplication(self, topic: str) -> None:
+        def poll() -> dict[str, Any] | None:
+            if not created:
+                spec = pending.poll()  # compiling off the loop, then registered once
+                if spec is None:
+                    return None
+                created.append(spec)
+                if not wait:
+                    return self._function_status(name)
+            return self._all_running(name)
+
+        return Deferred(
+            poll=poll,
+            deadline=time.monotonic() + COMPILE_TIMEOUT + CREATE_READY_TIMEOUT,
+            on_timeout=lambda: self._function_status(name),
+        )
+
+    def _prepare(self, spec: FunctionSpec) -> None:
         """effectively-once needs broker-side deduplication on the output topic."""
+        if spec.options.get("guarantee") != "effectively-once" or not spec.output:
+            return
         from fsd.broker_admin import AdminError, enable_deduplication
 
         admin = self.d.admin_url
@@ -125,173 +111,101 @@ class _Handlers:
                 "start fsd with --pulsar-admin-url",
             )
         try:
-            enable_deduplication(admin, topic)
+            enable_deduplication(admin, spec.output)
         except AdminError as exc:
             raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
 
-    def _store_module(self, args: dict[str, Any], fuel: bool = False) -> tuple[str, str]:
-        """Validate the module in a request, cache its compiled form, store it; (sha, kind)."""
-        wasm = args.get("wasm")
-        if not isinstance(wasm, bytes):
-            raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT, "field 'wasm' must be the module's bytes"
-            )
-        source = str(args.get("wasm_name") or "module")
-        try:
-            module = precompile(self.d.engine(fuel), wasm, self.d.compiled_dir, fuel=fuel)
-            kind = classify(module)
-        except InvalidModule as exc:
-            raise HandlerError(ErrorCode.INVALID_MODULE, f"{source}: {exc}") from None
-        return self.d.packages.put(wasm), str(kind)
-
-    def _existing(self, args: dict[str, Any]) -> tuple[str, FunctionSpec]:
-        name = _require_name(args)
-        spec = self.d.registry.get(name)
-        if spec is None or name not in self.d.supervisor.functions:
-            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
-        return name, spec
-
-    def _not_busy(self, name: str) -> None:
-        busy = self.d.supervisor.functions[name].busy
-        if busy:
-            raise HandlerError(
-                ErrorCode.CONFLICT, f"function '{name}': {busy}; wait for it to finish"
-            )
-
-    def _wait_all_running(self, name: str, timeout: float) -> Deferred:
+    def _waiting(self, name: str, poll: Any, timeout: float) -> Deferred:
         return Deferred(
-            poll=lambda: self._wait_running(name),
+            poll=poll,
             deadline=time.monotonic() + timeout,
             on_timeout=lambda: self._function_status(name),
         )
 
-    def _wait_running(self, name: str) -> dict[str, Any] | None:
-        runtime = self.d.supervisor.functions.get(name)
-        if runtime is None:
-            raise HandlerError(ErrorCode.CONFLICT, f"function '{name}' was deleted while starting")
-        for replica in runtime.replicas:
-            if replica.state in (ReplicaState.FATAL, ReplicaState.BACKOFF):
-                reason = replica.last_error or replica.last_exit or "worker exited"
-                raise HandlerError(
-                    ErrorCode.CONFLICT,
-                    f"function '{name}' was created but replica {replica.index} is "
-                    f"{replica.state}: {reason}; see 'fsctl status -n {name}'",
-                )
-        if len(runtime.replicas) == runtime.spec.replicas and all(
-            r.state is ReplicaState.RUNNING for r in runtime.replicas
-        ):
-            return self._function_status(name)
-        return None
+    def _all_running(self, name: str, rolled: bool = False) -> dict[str, Any] | None:
+        """The status once every replica runs the current generation; raises on a failure."""
+        spec = self.d.functions.registry.get(name)
+        if spec is None:
+            raise HandlerError(ErrorCode.CONFLICT, f"function '{name}' was deleted meanwhile")
+        views = self.d.replica_views(name)
+        try:
+            done = waits.all_running(spec, views)
+        except waits.ReplicaFailed as exc:
+            raise HandlerError(ErrorCode.CONFLICT, f"function '{name}': {exc}") from None
+        if not done:
+            return None
+        status = self._function_status(name)
+        if rolled:
+            status["rolled"] = [v["replica"] for v in views]
+        return status
 
-    def stop(self, args: dict[str, Any]) -> Any:
-        name, spec = self._existing(args)
-        spec.desired = "stopped"
-        self.d.registry.update(spec)
-        self.d.supervisor.functions[name].spec.desired = "stopped"
-        self.d.supervisor.stop_function(name)
-        return Deferred(
-            poll=lambda: (
-                self._function_status(name) if self.d.supervisor.is_stopped(name) else None
-            ),
-            deadline=time.monotonic() + self.d.supervisor.policy.stop_timeout + 30,
-            on_timeout=lambda: self._function_status(name),
-        )
-
-    def start(self, args: dict[str, Any]) -> Any:
-        name, spec = self._existing(args)
-        self._not_busy(name)
-        spec.desired = "running"
-        self.d.registry.update(spec)
-        self.d.supervisor.functions[name].spec.desired = "running"
-        self.d.supervisor.start_replicas(name)
-        return self._wait_all_running(name, CREATE_READY_TIMEOUT)
-
-    def scale(self, args: dict[str, Any]) -> Any:
-        name, spec = self._existing(args)
-        replicas = args["replicas"]  # fsd/request_validation.py checked type and range
-        self._not_busy(name)
-        spec.replicas = replicas
-        self.d.registry.update(spec)
-        self.d.supervisor.scale(name, replicas)
-        if spec.desired != "running":
-            return self._function_status(name)
-        return self._wait_all_running(name, CREATE_READY_TIMEOUT + self.d.config.stop_timeout)
-
-    def restart(self, args: dict[str, Any]) -> Any:
-        name, spec = self._existing(args)
-        if spec.desired != "running":
-            raise HandlerError(
-                ErrorCode.CONFLICT, f"function '{name}' is stopped; use 'fsctl start -n {name}'"
-            )
-        self._not_busy(name)
-        return self._roll(name)
-
-    def update(self, args: dict[str, Any]) -> Any:
-        name, spec = self._existing(args)
-        if all(args.get(key) is None for key in ("wasm", "config", "grants")):
-            raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT,
-                "nothing to update: give a new module, --config, --allow-dir or --allow-env",
-            )
-        self._not_busy(name)
-        if args.get("config") is not None:
-            try:
-                spec.config = validate_config(args["config"])
-            except SpecInvalid as exc:
-                raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
-        if args.get("grants") is not None:
-            try:
-                spec.options = with_grants(spec.options, args["grants"])
-            except OptionError as exc:
-                raise HandlerError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
-        if args.get("wasm") is not None:
-            fuel = spec.options.get("fuel") is not None
-            spec.package, spec.kind = self._store_module(args, fuel=fuel)
-        self.d.registry.update(spec)
-        runtime = self.d.supervisor.functions[name]
-        runtime.spec = spec
-        log.info("function updated", function=name, package=spec.package)
-        if spec.desired != "running":
-            return self._function_status(name)
-        return self._roll(name)
-
-    def _roll(self, name: str) -> Deferred:
-        rollout = self.d.supervisor.begin_rollout(name)
-        per_replica = self.d.config.stop_timeout + self.d.config.ready_timeout
-        count = len(self.d.supervisor.functions[name].replicas)
+    def stop(self, args: dict[str, Any]) -> Deferred:
+        name = _require_name(args)
+        self.d.functions.stop(name)
 
         def poll() -> dict[str, Any] | None:
-            if not rollout.done:
-                return None
-            if rollout.error:
-                raise HandlerError(ErrorCode.CONFLICT, f"function '{name}': {rollout.error}")
-            return {**self._function_status(name), "rolled": rollout.rolled}
+            stopped = waits.all_stopped(self.d.replica_views(name))
+            return self._function_status(name) if stopped else None
 
-        return Deferred(
-            poll=poll,
-            deadline=time.monotonic() + per_replica * count + 10,
-            on_timeout=lambda: self._function_status(name),
+        return self._waiting(name, poll, self.d.supervisor.policy.stop_timeout + 30)
+
+    def start(self, args: dict[str, Any]) -> Deferred:
+        name = _require_name(args)
+        self.d.functions.start(name)
+        return self._waiting(name, lambda: self._all_running(name), CREATE_READY_TIMEOUT)
+
+    def scale(self, args: dict[str, Any]) -> Any:
+        name = _require_name(args)
+        # fsd/request_validation.py checked the type and range of replicas.
+        spec = self.d.functions.scale(name, args["replicas"])
+        if spec.desired is not Desired.RUNNING:
+            return self._function_status(name)
+        timeout = CREATE_READY_TIMEOUT + self.d.config.stop_timeout
+        return self._waiting(name, lambda: self._all_running(name), timeout)
+
+    def restart(self, args: dict[str, Any]) -> Deferred:
+        name = _require_name(args)
+        spec = self.d.functions.restart(name)
+        return self._roll(spec)
+
+    def update(self, args: dict[str, Any]) -> Deferred:
+        name = _require_name(args)
+        pending = self.d.functions.begin_update(name, args)
+        updated: list[FunctionSpec] = []
+
+        def poll() -> dict[str, Any] | None:
+            if not updated:
+                spec = pending.poll()
+                if spec is None:
+                    return None
+                updated.append(spec)
+                if spec.desired is not Desired.RUNNING:
+                    return self._function_status(name)
+            return self._all_running(name, rolled=True)
+
+        return self._waiting(name, poll, COMPILE_TIMEOUT + self._roll_timeout(name))
+
+    def _roll_timeout(self, name: str) -> float:
+        per_replica = self.d.config.stop_timeout + self.d.config.ready_timeout
+        return per_replica * max(1, len(self.d.replica_views(name))) + 10
+
+    def _roll(self, spec: FunctionSpec) -> Deferred:
+        name = spec.name
+        return self._waiting(
+            name, lambda: self._all_running(name, rolled=True), self._roll_timeout(name)
         )
 
-    def delete(self, args: dict[str, Any]) -> Any:
+    def delete(self, args: dict[str, Any]) -> Deferred:
         name = _require_name(args)
         purge = args.get("purge") is True
-        if not self.d.registry.remove(name):
-            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
-        pids = []
-        if name in self.d.supervisor.functions:
-            pids = [r.pid for r in self.d.supervisor.functions[name].replicas if r.pid]
-            self.d.supervisor.stop_function(name)
-        log.info("function deleted", function=name)
+        pids = [v["pid"] for v in self.d.replica_views(name) if v.get("pid")]
+        self.d.functions.delete(name)
 
         def done() -> dict[str, Any] | None:
-            if not self.d.supervisor.is_stopped(name):
+            if self.d.replica_views(name):
                 return None
-            self.d.supervisor.forget(name)
             if purge:
-                db = self.d.state_path(name)
-                for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-                    path.unlink(missing_ok=True)
+                self.d.purge_state(name)
             return {"deleted": name, "stopped_pids": pids, "state_purged": purge}
 
         # The supervisor kills after stop_timeout, so this always completes.
@@ -307,7 +221,7 @@ class _Handlers:
 
         name = _require_name(args)
         db = self.d.state_path(name)
-        if self.d.registry.get(name) is None and not db.exists():
+        if self.d.functions.registry.get(name) is None and not db.exists():
             raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
         # fsd/request_validation.py checked op, key, value, prefix and limit.
         op = args["op"]
@@ -340,8 +254,8 @@ class _Handlers:
         from fscommon.protocol import LOGS_DEFAULT_LINES, LOGS_MAX_REPLY_BYTES
         from fsd.log_reader import read_logs
 
-        name, _spec = self._existing(args)
-        count = len(self.d.supervisor.functions[name].replicas)
+        name = _require_name(args)
+        count = self.d.functions.get(name).replicas
         replica = args.get("replica")
         if replica is not None and not 0 <= replica < count:
             raise HandlerError(
@@ -364,35 +278,32 @@ class _Handlers:
 
     def list(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
-        for spec in self.d.registry.all():
+        for spec in self.d.functions.all():
             item = spec.to_public()
-            runtime = self.d.supervisor.functions.get(spec.name)
-            item["running"] = (
-                sum(r.state is ReplicaState.RUNNING for r in runtime.replicas) if runtime else 0
-            )
+            views = self.d.replica_views(spec.name)
+            item["running"] = sum(v["state"] == ReplicaState.RUNNING for v in views)
             out.append(item)
         return out
 
     def status(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         if args.get("name") is not None:
             name = _require_name(args)
-            if self.d.registry.get(name) is None:
-                raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+            self.d.functions.get(name)
             return [self._function_status(name)]
-        return [self._function_status(spec.name) for spec in self.d.registry.all()]
+        return [self._function_status(spec.name) for spec in self.d.functions.all()]
 
     def _function_status(self, name: str) -> dict[str, Any]:
-        spec = self.d.registry.get(name)
-        runtime = self.d.supervisor.functions.get(name)
+        spec = self.d.functions.registry.get(name)
         backlog = self.d.backlog.get(name) if self.d.backlog is not None else None
         return {
             "name": name,
-            "desired": spec.desired if spec else None,
+            "desired": str(spec.desired) if spec else None,
+            "generation": spec.generation if spec else None,
             "package": spec.package if spec else None,
             "backlog": backlog,
             "inputs": spec.inputs if spec else [],
             "output": spec.output if spec else None,
             "kind": spec.kind if spec else None,
             "replicas_wanted": spec.replicas if spec else 0,
-            "replicas": [r.to_public() for r in runtime.replicas] if runtime else [],
+            "replicas": self.d.replica_views(name),
         }

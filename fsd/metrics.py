@@ -181,7 +181,7 @@ def build_snapshot(supervisor: Supervisor, backlog: Any, cpu: _CpuMeter, now: fl
     """Read every replica (main loop only)."""
     samples = []
     for name, runtime in supervisor.functions.items():
-        for replica in runtime.replicas:
+        for replica in runtime.replicas.values():
             counters, latency, latency_sum, fuel = replica.totals.totals()
             rss, cpu_percent = cpu.sample(replica, now)
             samples.append(

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Protocol
 
 from fsd.function_spec import FunctionSpec
 
@@ -20,21 +21,57 @@ CREATE TABLE IF NOT EXISTS functions (
     config     TEXT NOT NULL,  -- JSON object
     desired    TEXT NOT NULL DEFAULT 'running',
     options    TEXT NOT NULL DEFAULT '{}',  -- JSON: FunctionOptions
+    generation INTEGER NOT NULL DEFAULT 0,
+    starts     INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
 """
 
 
-_COLUMNS = "name, package, kind, inputs, output, replicas, config, desired, options, created_at"
+_COLUMNS = (
+    "name, package, kind, inputs, output, replicas, config, desired, options, generation, "
+    "starts, created_at"
+)
 
 
 class AlreadyExists(Exception):
     """A function with that name is registered."""
 
 
+class RegistryBackend(Protocol):
+    """Where desired state lives: SQLite on one host, a compacted topic in a cluster.
+
+    Only fsd/functions.py FunctionService writes through it.
+    """
+
+    def add(self, spec: FunctionSpec) -> None:
+        """Register a new function; raises AlreadyExists."""
+        ...
+
+    def update(self, spec: FunctionSpec) -> None:
+        """Overwrite a registered function."""
+        ...
+
+    def remove(self, name: str) -> bool:
+        """Unregister; False if it was not registered."""
+        ...
+
+    def get(self, name: str) -> FunctionSpec | None:
+        """One function, or None."""
+        ...
+
+    def all(self) -> list[FunctionSpec]:
+        """Every function, by name."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend."""
+        ...
+
+
 class Registry:
-    """CRUD over registered functions; every write is committed before it returns."""
+    """The single-host backend: every write is committed before it returns."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +87,8 @@ class Registry:
         for column, ddl in (
             ("desired", "desired TEXT NOT NULL DEFAULT 'running'"),
             ("options", "options TEXT NOT NULL DEFAULT '{}'"),
+            ("generation", "generation INTEGER NOT NULL DEFAULT 0"),
+            ("starts", "starts INTEGER NOT NULL DEFAULT 0"),
         ):
             if column not in columns:
                 self._db.execute(f"ALTER TABLE functions ADD COLUMN {ddl}")
@@ -65,7 +104,8 @@ class Registry:
         try:
             self._db.execute(
                 "INSERT INTO functions (package, kind, inputs, output, replicas, config, desired, "
-                "options, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "options, generation, starts, name, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_mutable_fields(spec), spec.name, now, now),
             )
         except sqlite3.IntegrityError:
@@ -75,7 +115,7 @@ class Registry:
         """Overwrite a function's fields (all but its name and creation time)."""
         self._db.execute(
             "UPDATE functions SET package=?, kind=?, inputs=?, output=?, replicas=?, config=?, "
-            "desired=?, options=?, updated_at=? WHERE name=?",
+            "desired=?, options=?, generation=?, starts=?, updated_at=? WHERE name=?",
             (*_mutable_fields(spec), time.time(), spec.name),
         )
 
@@ -98,7 +138,8 @@ class Registry:
 
 
 def _row_to_spec(row: tuple) -> FunctionSpec:
-    name, package, kind, inputs, output, replicas, config, desired, options, created_at = row
+    (name, package, kind, inputs, output, replicas, config, desired, options, generation, starts,
+     created_at) = row  # fmt: skip
     return FunctionSpec(
         name=name,
         package=package,
@@ -109,12 +150,15 @@ def _row_to_spec(row: tuple) -> FunctionSpec:
         config=json.loads(config),
         desired=desired,
         options=json.loads(options),
+        generation=generation,
+        starts=starts,
         created_at=created_at,
     )
 
 
 def _mutable_fields(spec: FunctionSpec) -> tuple:
-    """Column values: package, kind, inputs, output, replicas, config, desired, options."""
+    """Column values: package, kind, inputs, output, replicas, config, desired, options,
+    generation, starts."""
     return (
         spec.package,
         spec.kind,
@@ -122,6 +166,8 @@ def _mutable_fields(spec: FunctionSpec) -> tuple:
         spec.output,
         spec.replicas,
         json.dumps(spec.config),
-        spec.desired,
+        str(spec.desired),
         json.dumps(spec.options),
+        spec.generation,
+        spec.starts,
     )

@@ -1,21 +1,25 @@
-"""Runs and watches the worker processes: spawn (fork+exec), stop, reap, restart, scale, roll.
+"""Runs and watches the worker processes: reconciles them toward the desired state.
+
+The registry (fsd/functions.py FunctionService is its only writer) says what
+should run; ``reconcile`` makes the replicas this host runs match it, the way
+a controller does: spawn what is missing, drain what is no longer wanted, roll
+replicas spawned at an older generation. On one host every replica is local;
+in a cluster, ``placement`` says which indices this member runs.
 
 All of it is driven from fsd's single main loop: nothing here blocks, and
-nothing here runs in a signal handler.  Every state change goes through
+nothing here runs in a signal handler. Every state change goes through
 ``Replica.transition``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +30,33 @@ import structlog
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
 from fscommon.protocol import EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
-from fsd.function_spec import FunctionSpec
-from fsd.metrics import ReplicaTotals
-from fsd.replica_state import PROCESS_STATES, ReplicaState, check_transition
+from fsd.function_spec import Desired, FunctionSpec
+from fsd.replica import (
+    COUNTER_FIELDS,
+    AfterStop,
+    Replica,
+    TransitionListener,
+    last_error_line,
+)
+from fsd.replica_state import ReplicaState
 from fsd.restart_policy import RestartPolicy, RestartTracker
 
 log = structlog.get_logger("fsd.supervisor")
 
 S = ReplicaState
-COUNTER_FIELDS = ("received", "processed", "failed", "retried", "dead_lettered", "published")
 
-TransitionListener = Callable[["Replica", ReplicaState, ReplicaState, str], None]
+# Which replica indices of a function this host runs (all of them on one host).
+Placement = Callable[[FunctionSpec], Collection[int]]
+
+
+def worker_command(spec: WorkerSpec) -> list[str]:
+    """How a replica's worker is started."""
+    return [sys.executable, "-m", "fsworker", "--spec", spec.to_json()]
+
+
+def all_replicas(spec: FunctionSpec) -> range:
+    """The single-host placement: every replica runs here."""
+    return range(spec.replicas)
 
 
 @dataclass
@@ -50,105 +70,13 @@ class SupervisionPolicy:
 
 
 @dataclass
-class Replica:
-    """One replica of one function and its worker process, if any."""
-
-    function: str
-    index: int
-    tracker: RestartTracker
-    state: ReplicaState = S.STOPPED
-    proc: subprocess.Popen[bytes] | None = None
-    last_pid: int | None = None
-    log_path: Path | None = None
-    log_offset: int = 0  # where this incarnation's lines start in log_path
-    started_at: float | None = None  # wall clock, for people
-    started_mono: float | None = None
-    running_since: float | None = None
-    last_heartbeat: float | None = None
-    restarts: int = 0
-    last_exit: str | None = None
-    last_error: str | None = None
-    retry_at: float | None = None
-    kill_at: float | None = None
-    # What happens once a stop completes: None (stay STOPPED), "restart" (it hung),
-    # "retire" (scaled away).
-    after_stop: str | None = None
-    counters: dict[str, int] = field(default_factory=dict)  # this incarnation's (status)
-    totals: ReplicaTotals = field(default_factory=ReplicaTotals)  # since fsd started (metrics)
-    ps: psutil.Process | None = field(default=None, repr=False)
-    listeners: list[TransitionListener] = field(default_factory=list, repr=False)
-
-    @property
-    def pid(self) -> int | None:
-        """The worker's pid while it has one."""
-        return self.proc.pid if self.proc is not None else None
-
-    def transition(self, new: ReplicaState, reason: str) -> None:
-        """The one way to change state: check the move, log it, tell the listeners."""
-        old = self.state
-        check_transition(old, new)
-        self.state = new
-        # A deadline belongs to the state that set it and dies with it: a kill time
-        # left over from STOPPING (or a retry time from BACKOFF) would make
-        # next_deadline() lie in the past for ever and spin fsd's loop.
-        if new is not S.STOPPING:
-            self.kill_at = None
-        if new is not S.BACKOFF:
-            self.retry_at = None
-        log.info(
-            "replica state",
-            function=self.function,
-            replica=self.index,
-            old=str(old),
-            new=str(new),
-            reason=reason,
-            pid=self.pid or self.last_pid,
-        )
-        for listener in self.listeners:
-            listener(self, old, new, reason)
-
-    def resources(self) -> dict[str, Any]:
-        """RSS and CPU% of the worker (psutil), or nothing if it has no process."""
-        if self.ps is None or self.proc is None:
-            return {}
-        try:
-            with self.ps.oneshot():
-                return {
-                    "rss_bytes": self.ps.memory_info().rss,
-                    "cpu_percent": self.ps.cpu_percent(None),
-                }
-        except psutil.Error:
-            return {}
-
-    def to_public(self) -> dict[str, Any]:
-        """What ``fsctl status`` shows."""
-        alive = self.started_mono is not None and self.state in PROCESS_STATES
-        return {
-            "replica": self.index,
-            "state": str(self.state),
-            "pid": self.pid,
-            "started_at": self.started_at,
-            "uptime": time.monotonic() - self.started_mono if alive else None,
-            "heartbeat_age": (
-                time.monotonic() - self.last_heartbeat
-                if alive and self.last_heartbeat is not None
-                else None
-            ),
-            "restarts": self.restarts,
-            "last_exit": self.last_exit,
-            "last_error": self.last_error,
-            **{k: self.counters.get(k, 0) for k in COUNTER_FIELDS},
-            **self.resources(),
-        }
-
-
-@dataclass
 class Rollout:
-    """A rolling restart: one replica at a time, each waiting for RUNNING."""
+    """A rolling restart onto a generation: one replica at a time, each waiting for RUNNING."""
 
+    generation: int
     pending: deque[int]
     current: int | None = None
-    phase: str = ""  # "stopping" or "starting"
+    stopping: bool = False  # the current replica is draining (else: starting)
     done: bool = False
     error: str | None = None
     rolled: list[int] = field(default_factory=list)
@@ -156,24 +84,31 @@ class Rollout:
 
 @dataclass
 class FunctionRuntime:
-    """A registered function's replicas."""
+    """The replicas of one function that this host runs, by index."""
 
     spec: FunctionSpec
-    replicas: list[Replica] = field(default_factory=list)
+    replicas: dict[int, Replica] = field(default_factory=dict)
     rollout: Rollout | None = None
+    generation: int = 0  # the generation this host has rolled (or is rolling) onto
+    starts: int = 0  # the last 'fsctl start' this host acted on
+    deleted: bool = False  # gone from the registry: drain, then forget
 
     @property
     def busy(self) -> str | None:
         """Why a new scale/restart/update must wait, or None."""
         if self.rollout is not None and not self.rollout.done:
             return "a rolling restart is in progress"
-        if any(r.after_stop == "retire" for r in self.replicas):
+        if any(r.after_stop is AfterStop.RETIRE for r in self.replicas.values()):
             return "a scale-down is in progress"
         return None
 
+    def ordered(self) -> list[Replica]:
+        """The replicas by index."""
+        return [self.replicas[i] for i in sorted(self.replicas)]
+
 
 class Supervisor:
-    """Keeps each function's replicas in the state the registry asks for."""
+    """Keeps each function's local replicas in the state the registry asks for."""
 
     def __init__(
         self,
@@ -182,82 +117,119 @@ class Supervisor:
         policy: SupervisionPolicy | None = None,
         on_transition: TransitionListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        command: Callable[[WorkerSpec], list[str]] | None = None,
     ) -> None:
         self._build_worker_spec = build_worker_spec
+        self._command = command or worker_command
         self._log_dir = log_dir
         self._log_dir.mkdir(parents=True, exist_ok=True)
         self.policy = policy or SupervisionPolicy()
         self._on_transition = on_transition
         self._clock = clock
         self.functions: dict[str, FunctionRuntime] = {}
+        self._shutting_down = False
 
-    # --- commands --------------------------------------------------------------------------
+    # --- reconcile -----------------------------------------------------------------------
 
-    def start_function(self, spec: FunctionSpec) -> None:
-        """Add a (new or restored) function; spawn its replicas if it is meant to run."""
-        runtime = FunctionRuntime(spec)
-        self.functions[spec.name] = runtime
-        for index in range(spec.replicas):
-            replica = self._new_replica(spec.name, index)
-            runtime.replicas.append(replica)
-            if spec.desired == "running":
-                self._spawn(replica, "function started")
+    def reconcile(self, specs: Iterable[FunctionSpec], placement: Placement = all_replicas) -> None:
+        """Move the local replicas toward ``specs`` (the whole registry) and ``placement``."""
+        if self._shutting_down:
+            return
+        seen = set()
+        for spec in specs:
+            seen.add(spec.name)
+            runtime = self.functions.get(spec.name)
+            if runtime is None or runtime.deleted:
+                if runtime is not None and not self.is_stopped(spec.name):
+                    continue  # re-created while the old one still drains: wait for it
+                runtime = FunctionRuntime(spec, generation=spec.generation, starts=spec.starts)
+                self.functions[spec.name] = runtime
+            self._reconcile_function(runtime, spec, set(placement(spec)))
+        for name, runtime in list(self.functions.items()):
+            if name not in seen and not runtime.deleted:
+                runtime.deleted = True
+                runtime.rollout = None
+                for replica in runtime.replicas.values():
+                    replica.after_stop = AfterStop.RETIRE
+                    self._request_stop(replica, "function deleted")
+            if runtime.deleted:
+                self._prune_retired(runtime)
+                if not runtime.replicas:
+                    del self.functions[name]
 
-    def stop_function(self, name: str) -> None:
-        """Ask every replica of a function to stop (SIGTERM; SIGKILL after stop_timeout)."""
-        runtime = self.functions[name]
-        runtime.rollout = None
-        for replica in runtime.replicas:
-            self._request_stop(replica, "stop requested")
-
-    def start_replicas(self, name: str) -> list[int]:
-        """Start every replica that is not running (STOPPED, FATAL, BACKOFF): 'fsctl start'."""
-        started = []
-        for replica in self.functions[name].replicas:
-            if replica.state in (S.STOPPED, S.FATAL, S.BACKOFF):
-                replica.tracker.reset()
+    def _reconcile_function(
+        self, runtime: FunctionRuntime, spec: FunctionSpec, placed: set[int]
+    ) -> None:
+        runtime.spec = spec
+        running = spec.desired is Desired.RUNNING
+        if spec.starts != runtime.starts:
+            # 'fsctl start': everything not running gets a fresh restart budget and goes now.
+            runtime.starts = spec.starts
+            for replica in runtime.replicas.values():
+                if running and replica.state in (S.FATAL, S.BACKOFF) and replica.index in placed:
+                    replica.tracker.reset()
+                    self._spawn(replica, "start requested")
+        if not running:
+            # Stopped replicas stay listed (STOPPED) where they are placed, for status.
+            runtime.rollout = None
+            runtime.generation = spec.generation
+            for index in placed - runtime.replicas.keys():
+                runtime.replicas[index] = self._new_replica(spec.name, index)
+            for replica in runtime.replicas.values():
+                if replica.index not in placed:
+                    replica.after_stop = AfterStop.RETIRE
+                self._request_stop(replica, "stop requested")
+            self._prune_retired(runtime)
+            return
+        wanted = placed
+        if spec.generation != runtime.generation:
+            runtime.generation = spec.generation
+            runtime.rollout = Rollout(
+                spec.generation,
+                deque(i for i in sorted(runtime.replicas) if runtime.replicas[i].proc is not None),
+            )
+        for index in sorted(wanted):
+            replica = runtime.replicas.get(index)
+            if replica is None:
+                replica = self._new_replica(spec.name, index)
+                runtime.replicas[index] = replica
+                self._spawn(replica, "replica placed here")
+            elif replica.after_stop is AfterStop.RETIRE:
+                replica.after_stop = None  # wanted again before its drain finished
+            elif replica.state is S.STOPPED:
                 self._spawn(replica, "start requested")
-                started.append(replica.index)
-        return started
-
-    def scale(self, name: str, count: int) -> None:
-        """Grow by spawning new replicas, or shrink by draining the highest-numbered ones."""
-        runtime = self.functions[name]
-        runtime.spec.replicas = count
-        while len(runtime.replicas) < count:
-            replica = self._new_replica(name, len(runtime.replicas))
-            runtime.replicas.append(replica)
-            if runtime.spec.desired == "running":
-                self._spawn(replica, "scaled up")
-        for replica in runtime.replicas[count:]:
-            replica.after_stop = "retire"
-            self._request_stop(replica, "scaled down")
+        for index, replica in runtime.replicas.items():
+            if index not in wanted and replica.after_stop is not AfterStop.RETIRE:
+                replica.after_stop = AfterStop.RETIRE
+                why = "scaled down" if index >= spec.replicas else "placed on another member"
+                self._request_stop(replica, why)
         self._prune_retired(runtime)
+        if runtime.rollout is not None and not runtime.rollout.done:
+            self._advance_rollout(runtime)
 
-    def begin_rollout(self, name: str) -> Rollout:
-        """Restart every replica, one at a time, each waiting for RUNNING before the next."""
-        runtime = self.functions[name]
-        runtime.rollout = Rollout(pending=deque(r.index for r in runtime.replicas))
-        self._advance_rollout(runtime)
-        return runtime.rollout
+    # --- queries -------------------------------------------------------------------------
 
     def is_stopped(self, name: str) -> bool:
-        """True once no replica of the function has a process."""
+        """True once no local replica of the function has a process."""
         runtime = self.functions.get(name)
-        return runtime is None or all(r.proc is None for r in runtime.replicas)
-
-    def forget(self, name: str) -> None:
-        """Drop a function whose replicas are all stopped."""
-        self.functions.pop(name, None)
+        return runtime is None or all(r.proc is None for r in runtime.replicas.values())
 
     def stop_all(self) -> None:
-        """Ask every worker to stop (fsd shutdown)."""
-        for name in self.functions:
-            self.stop_function(name)
+        """Ask every worker to stop (fsd shutdown); reconcile does nothing after this."""
+        self._shutting_down = True
+        for runtime in self.functions.values():
+            runtime.rollout = None
+            for replica in runtime.replicas.values():
+                self._request_stop(replica, "fsd is stopping")
 
     def all_stopped(self) -> bool:
         """True once no worker process is left."""
         return all(self.is_stopped(name) for name in self.functions)
+
+    def replicas(self) -> Iterable[Replica]:
+        """Every local replica of every function."""
+        for runtime in self.functions.values():
+            yield from runtime.replicas.values()
 
     # --- the main loop's hooks ---------------------------------------------------------------
 
@@ -265,8 +237,7 @@ class Supervisor:
         """The earliest pending restart or kill time, so the main loop wakes up for it."""
         times = [
             t
-            for rt in self.functions.values()
-            for r in rt.replicas
+            for r in self.replicas()
             for t in (
                 r.retry_at if r.state is S.BACKOFF else None,
                 r.kill_at if r.state is S.STOPPING and r.proc is not None else None,
@@ -278,9 +249,9 @@ class Supervisor:
     def on_event(self, event: dict[str, Any]) -> None:
         """A worker event (ready, heartbeat, error) arrived."""
         runtime = self.functions.get(event["function"])
-        if runtime is None or not 0 <= event["replica"] < len(runtime.replicas):
+        replica = runtime.replicas.get(event["replica"]) if runtime is not None else None
+        if replica is None:
             return
-        replica = runtime.replicas[event["replica"]]
         kind = event["kind"]
         if kind is EventKind.ERROR and event["pid"] == replica.last_pid:
             # May arrive after the exit was reaped; it still belongs to that incarnation.
@@ -315,7 +286,7 @@ class Supervisor:
         now = self._clock()
         policy = self.policy
         for runtime in self.functions.values():
-            for replica in runtime.replicas:
+            for replica in runtime.replicas.values():
                 self._reap(replica)
                 state = replica.state
                 if (
@@ -325,7 +296,7 @@ class Supervisor:
                 ):
                     silent = now - replica.last_heartbeat
                     replica.last_error = f"no heartbeat for {silent:.1f}s: worker hung; restarting"
-                    replica.after_stop = "restart"
+                    replica.after_stop = AfterStop.RESTART
                     self._request_stop(replica, replica.last_error)
                 elif (
                     state is S.STARTING
@@ -333,7 +304,7 @@ class Supervisor:
                     and now - replica.started_mono > policy.ready_timeout
                 ):
                     replica.last_error = f"not ready within {policy.ready_timeout:.0f}s; restarting"
-                    replica.after_stop = "restart"
+                    replica.after_stop = AfterStop.RESTART
                     self._request_stop(replica, replica.last_error)
                 if replica.state is S.STOPPING and replica.kill_at and now >= replica.kill_at:
                     self._kill(replica)
@@ -364,7 +335,7 @@ class Supervisor:
             # fork+exec of a fresh interpreter: never a bare fork of fsd, whose
             # ZeroMQ and Pulsar client threads do not survive one.
             replica.proc = subprocess.Popen(
-                [sys.executable, "-m", "fsworker", "--spec", worker_spec.to_json()],
+                self._command(worker_spec),
                 stdin=subprocess.DEVNULL,
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
@@ -378,12 +349,11 @@ class Supervisor:
             replica.ps = None
         replica.last_pid = replica.proc.pid
         replica.log_path = log_path
+        replica.generation = runtime.spec.generation
         replica.started_at = time.time()
         replica.started_mono = self._clock()
         replica.running_since = None
         replica.last_heartbeat = None
-        replica.retry_at = None
-        replica.kill_at = None
         replica.after_stop = None
         replica.counters = {}
         replica.transition(S.STARTING, reason)
@@ -395,10 +365,9 @@ class Supervisor:
             replica.kill_at = self._clock() + self.policy.stop_timeout
             with contextlib.suppress(ProcessLookupError):
                 replica.proc.send_signal(signal.SIGTERM)
-        elif replica.state is S.STOPPING and replica.after_stop == "restart":
+        elif replica.state is S.STOPPING and replica.after_stop is AfterStop.RESTART:
             replica.after_stop = None  # an explicit stop wins over a pending hang restart
         elif replica.state in (S.BACKOFF, S.FATAL, S.EXITED):
-            replica.retry_at = None
             replica.transition(S.STOPPED, reason)
 
     def _kill(self, replica: Replica) -> None:
@@ -426,10 +395,10 @@ class Supervisor:
         replica.running_since = None
         replica.last_exit = describe_exit(code)
         if code != 0:
-            reason = _last_error_line(replica.log_path, replica.log_offset)
+            reason = last_error_line(replica.log_path, replica.log_offset)
             if reason:
                 replica.last_error = reason
-        if replica.state is S.STOPPING and replica.after_stop != "restart":
+        if replica.state is S.STOPPING and replica.after_stop is not AfterStop.RESTART:
             replica.transition(S.STOPPED, f"worker exited ({replica.last_exit})")
             return
         replica.after_stop = None
@@ -446,13 +415,13 @@ class Supervisor:
         replica.transition(S.BACKOFF, decision.reason)
 
     def _prune_retired(self, runtime: FunctionRuntime) -> None:
-        """Drop scaled-away replicas once they have stopped (always from the end)."""
-        while (
-            runtime.replicas
-            and runtime.replicas[-1].after_stop == "retire"
-            and runtime.replicas[-1].proc is None
-        ):
-            runtime.replicas.pop()
+        """Forget scaled-away (or moved, or deleted) replicas once they have stopped."""
+        for index in [
+            i
+            for i, r in runtime.replicas.items()
+            if r.after_stop is AfterStop.RETIRE and r.proc is None
+        ]:
+            del runtime.replicas[index]
 
     def _advance_rollout(self, runtime: FunctionRuntime) -> None:
         rollout = runtime.rollout
@@ -463,19 +432,23 @@ class Supervisor:
                     rollout.done = True
                     return
                 rollout.current = rollout.pending.popleft()
-                if rollout.current >= len(runtime.replicas):
-                    rollout.current = None
+                replica = runtime.replicas.get(rollout.current)
+                if replica is None or replica.generation == rollout.generation:
+                    rollout.current = None  # gone, or already spawned onto the new generation
                     continue
-                replica = runtime.replicas[rollout.current]
-                rollout.phase = "stopping"
+                rollout.stopping = True
                 self._request_stop(replica, "rolling restart")
-            replica = runtime.replicas[rollout.current]
-            if rollout.phase == "stopping":
-                if replica.proc is not None:
+            replica = runtime.replicas.get(rollout.current)
+            if replica is None or replica.after_stop is AfterStop.RETIRE:
+                rollout.current = None  # scaled away or moved while rolling
+                continue
+            if rollout.stopping:
+                if replica.state is S.STOPPING:
                     return  # still draining
-                replica.tracker.reset()
-                self._spawn(replica, "rolling restart")
-                rollout.phase = "starting"
+                if replica.proc is None and replica.after_stop is not AfterStop.RETIRE:
+                    replica.tracker.reset()
+                    self._spawn(replica, "rolling restart")
+                rollout.stopping = False
             if replica.state is S.RUNNING:
                 rollout.rolled.append(replica.index)
                 rollout.current = None
@@ -488,28 +461,3 @@ class Supervisor:
                 )
                 rollout.done = True
             return
-
-
-def _last_error_line(log_path: Path | None, offset: int) -> str | None:
-    """The reason a worker gave for exiting: its last error log line.
-
-    Read at reap time because the worker's ERROR event can arrive after the
-    exit is noticed; the log line was written before the process exited.
-    """
-    if log_path is None:
-        return None
-    try:
-        with open(log_path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(offset, fh.tell() - 16384))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("level") in ("error", "critical"):
-            return str(record.get("event", ""))[:1000]
-    return None

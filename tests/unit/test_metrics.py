@@ -135,7 +135,7 @@ def test_collector_output_names_labels_and_buckets():
     totals.on_heartbeat(1, _hb(4, latency, fuel=99))
     supervisor = SimpleNamespace(
         functions={
-            "wc": SimpleNamespace(replicas=[_replica("wc", 0, ReplicaState.RUNNING, totals)])
+            "wc": SimpleNamespace(replicas={0: _replica("wc", 0, ReplicaState.RUNNING, totals)})
         }
     )
     backlog = SimpleNamespace(get=lambda name: 17)
@@ -209,7 +209,7 @@ def test_server_serves_the_current_snapshot_from_its_thread():
         totals.on_heartbeat(1, _hb(9))
         supervisor = SimpleNamespace(
             functions={
-                "f": SimpleNamespace(replicas=[_replica("f", 0, ReplicaState.RUNNING, totals)])
+                "f": SimpleNamespace(replicas={0: _replica("f", 0, ReplicaState.RUNNING, totals)})
             }
         )
         server.refresh(supervisor, None, force=True)
