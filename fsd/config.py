@@ -95,6 +95,17 @@ SETTINGS: list[Setting] = [
     Setting("curve_secret_key", str, "fsd's CURVE secret key file (for a tcp:// endpoint)."),
     Setting("curve_allowed_clients", str, "Client public key file or directory (CURVE)."),
     Setting("max_request_bytes", int, "Largest control request accepted.", 64 * 1024 * 1024),
+    # cluster mode (docs/cluster.md)
+    Setting("cluster", str, "Join this cluster (needs pulsar_url); without it fsd is one host."),
+    Setting(
+        "cluster_namespace",
+        str,
+        "Pulsar tenant/namespace holding the cluster's topics.",
+        "public/function-stream",
+    ),
+    Setting("member_id", str, "This member's id in the cluster. [hostname-<state dir digest>]"),
+    Setting("member_timeout", float, "Seconds a silent member counts as gone.", 10.0),
+    Setting("member_heartbeat", float, "Seconds between a member's heartbeats.", 2.0),
 ]
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -134,6 +145,12 @@ class FsdConfig:
     curve_secret_key: str | None = None
     curve_allowed_clients: str | None = None
     max_request_bytes: int = 64 * 1024 * 1024
+    # cluster
+    cluster: str | None = None
+    cluster_namespace: str = "public/function-stream"
+    member_id: str | None = None
+    member_timeout: float = 10.0
+    member_heartbeat: float = 2.0
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> FsdConfig:
@@ -188,8 +205,48 @@ class FsdConfig:
             parse_endpoint(self.metrics_endpoint)
         except ValueError as exc:
             raise ConfigError(f"metrics_endpoint: {exc}") from None
+        self._validate_cluster()
         self.function_defaults()  # raises ConfigError naming the default_* key
         self.curve_server()  # security settings: raises ConfigError naming the setting
+
+    def _validate_cluster(self) -> None:
+        if self.cluster is None:
+            return
+        from fsd.function_spec import NAME_RE
+
+        if not NAME_RE.fullmatch(self.cluster):
+            raise ConfigError(
+                f"cluster must be 1-64 letters, digits, '_', '.' or '-', got {self.cluster!r}"
+            )
+        if not self.pulsar_url:
+            raise ConfigError(
+                f"cluster {self.cluster!r} needs pulsar_url: every member must use the same "
+                f"Pulsar cluster (--pulsar-url pulsar://HOST:6650)"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", self.cluster_namespace):
+            raise ConfigError(
+                f"cluster_namespace must be TENANT/NAMESPACE, got {self.cluster_namespace!r}"
+            )
+        if self.member_id is not None and not NAME_RE.fullmatch(self.member_id):
+            raise ConfigError(
+                f"member_id must be 1-64 letters, digits, '_', '.' or '-', got {self.member_id!r}"
+            )
+        if not 0 < self.member_heartbeat < self.member_timeout:
+            raise ConfigError(
+                f"member_heartbeat must be > 0 and < member_timeout, got member_heartbeat="
+                f"{self.member_heartbeat} and member_timeout={self.member_timeout}"
+            )
+
+    def effective_member_id(self) -> str:
+        """member_id, else this host's name and a digest of the state dir (unique per fsd)."""
+        if self.member_id:
+            return self.member_id
+        import hashlib
+        import socket
+
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:50] or "host"
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{host}-{digest}"
 
     def function_defaults(self) -> dict[str, Any]:
         """The options fsd fills in at create for those the request leaves out."""
