@@ -34,7 +34,7 @@ MAX_ERROR_MESSAGE = 1000
 class ErrorCode(enum.StrEnum):
     """Error codes a reply can carry; fsctl maps them to messages and exit codes."""
 
-    BAD_REQUEST = "bad_request"  # envelope malformed or wrong types
+    BAD_REQUEST = "bad_request"  # envelope malformed, wrong types, too deep or too many values
     VERSION_MISMATCH = "version_mismatch"
     UNKNOWN_COMMAND = "unknown_command"
     INVALID_ARGUMENT = "invalid_argument"  # a field has a bad value

@@ -7,8 +7,11 @@ stop the daemon.
 
 Before a handler runs, a request passes the size limit (ZMQ_MAXMSGSIZE drops a
 larger frame and its connection; an explicit check answers frames just over
-the limit and multi-frame requests), the envelope check (fscommon.protocol)
-and the command's argument schema (fsd.request_validation).
+the limit and multi-frame requests), the shape and envelope checks
+(fscommon.protocol: depth, number of values and extension types are read from
+the bytes before decoding) and the command's argument schema
+(fsd.request_validation). Every reply, errors included, goes back with the
+empty delimiter a REQ client sent, or that client's socket would drop it.
 
 Access: an ipc socket is mode 0660, optionally chowned to ``control_group``.
 A TCP endpoint needs ZeroMQ CURVE: fsd's key pair plus an allow-list of
