@@ -21,12 +21,20 @@ PROTOCOL_VERSION = 1
 
 # Large enough for an 18 MB componentize-py module in a create request.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# Bounds on a request's shape, checked on the bytes before anything is decoded: the deepest
+# legitimate request (a create's json_schema option) nests about 20 levels, the largest holds
+# about 13,000 values (config, options, inputs). Deeper values made repr() and the handlers
+# recurse past Python's limit; more values only cost memory and time.
+MAX_REQUEST_DEPTH = 32
+MAX_REQUEST_ITEMS = 32_768
+# An error message is one line for people; longer ones are cut (a value can be megabytes).
+MAX_ERROR_MESSAGE = 1000
 
 
 class ErrorCode(enum.StrEnum):
     """Error codes a reply can carry; fsctl maps them to messages and exit codes."""
 
-    BAD_REQUEST = "bad_request"  # envelope malformed or wrong types
+    BAD_REQUEST = "bad_request"  # envelope malformed, wrong types, too deep or too many values
     VERSION_MISMATCH = "version_mismatch"
     UNKNOWN_COMMAND = "unknown_command"
     INVALID_ARGUMENT = "invalid_argument"  # a field has a bad value
@@ -71,11 +79,91 @@ def _pack(obj: dict[str, Any]) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def _unpack(frame: bytes, limit: int) -> dict[str, Any]:
+def shown(value: Any, limit: int = 40) -> str:
+    """A short rendering of a peer's value: never a full repr of a huge or deep one."""
+    if isinstance(value, list | dict | tuple):
+        return f"a {type(value).__name__} of {len(value)} item(s)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# msgpack's header bytes: what follows each one (the spec, "Formats").
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+          0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}  # fmt: skip
+_SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin/str: width of the length
+_CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # width, values per entry
+_EXT = frozenset({0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8})
+
+
+def check_request_shape(frame: bytes) -> None:
+    """Refuse a request nested deeper than MAX_REQUEST_DEPTH, holding more than MAX_REQUEST_ITEMS
+    values, or using extension types (the protocol has none), reading only the headers.
+
+    Runs before msgpack builds any object, stops at the first bound crossed, so its cost is
+    bounded whatever the frame holds. Truncated or garbage bytes pass: decoding reports them.
+    """
+    view = memoryview(frame)
+    pos, items, end = 0, 0, len(frame)
+    pending: list[int] = []  # values still to read in each open container, innermost last
+    while pos < end:
+        head = view[pos]
+        pos += 1
+        items += 1
+        if items > MAX_REQUEST_ITEMS:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"request holds more than {MAX_REQUEST_ITEMS} values; a request holds fewer",
+            )
+        if pending:
+            pending[-1] -= 1
+        count = 0
+        if head <= 0x7F or head >= 0xE0:
+            pass  # fixint
+        elif head <= 0x8F:
+            count = 2 * (head & 0x0F)
+        elif head <= 0x9F:
+            count = head & 0x0F
+        elif head <= 0xBF:
+            pos += head & 0x1F
+        elif head in _FIXED:
+            pos += _FIXED[head]
+        elif head in _SIZED:
+            width = _SIZED[head]
+            pos += width + int.from_bytes(view[pos : pos + width], "big")
+        elif head in _CONTAINERS:
+            width, per_entry = _CONTAINERS[head]
+            count = per_entry * int.from_bytes(view[pos : pos + width], "big")
+            pos += width
+        elif head in _EXT:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "request uses a msgpack extension type; the protocol has none (send plain "
+                "maps, lists, text, bytes and numbers)",
+            )
+        else:
+            return  # 0xc1, never used: msgpack names it
+        if count:
+            pending.append(count)
+            if len(pending) > MAX_REQUEST_DEPTH:
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST,
+                    f"request is nested more than {MAX_REQUEST_DEPTH} levels deep; a request "
+                    f"nests fewer",
+                )
+            continue
+        while pending and pending[-1] == 0:
+            pending.pop()  # this value was the last of its container (and maybe of its parent)
+        if not pending:
+            return  # one complete value; anything after it is msgpack's "extra data"
+
+
+def _unpack(frame: bytes, limit: int, bounded: bool = False) -> dict[str, Any]:
     if len(frame) > limit:
         raise ProtocolError(
             ErrorCode.BAD_REQUEST, f"message of {len(frame)} bytes exceeds the {limit}-byte limit"
         )
+    if bounded:
+        check_request_shape(frame)
     try:
         obj = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -92,7 +180,7 @@ def _unpack(frame: bytes, limit: int) -> dict[str, Any]:
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.VERSION_MISMATCH,
-            f"protocol version {repr(version)[:40]} is not supported (this side speaks "
+            f"protocol version {shown(version)} is not supported (this side speaks "
             f"{PROTOCOL_VERSION})",
         )
     return obj
@@ -108,7 +196,7 @@ REQUEST_FIELDS = ("v", "id", "cmd", "args")
 
 def decode_request(frame: bytes) -> Request:
     """Decode and validate a control request; raises ProtocolError."""
-    obj = _unpack(frame, MAX_REQUEST_BYTES)
+    obj = _unpack(frame, MAX_REQUEST_BYTES, bounded=True)
     extra = sorted(str(key)[:40] for key in obj if key not in REQUEST_FIELDS)
     if extra:
         raise ProtocolError(
@@ -134,13 +222,20 @@ def encode_ok(request_id: int, data: Any = None) -> bytes:
 
 
 def encode_error(request_id: int | None, code: ErrorCode, message: str) -> bytes:
-    """Encode an error reply (request_id is None when the request could not be decoded)."""
+    """Encode an error reply (request_id is None when the request could not be decoded).
+
+    The message becomes one line of at most MAX_ERROR_MESSAGE characters, whatever value
+    it quotes.
+    """
+    line = " ".join(message.splitlines())
+    if len(line) > MAX_ERROR_MESSAGE:
+        line = f"{line[: MAX_ERROR_MESSAGE - 30]}... [{len(line)} characters cut]"
     return _pack(
         {
             "v": PROTOCOL_VERSION,
             "id": request_id,
             "ok": False,
-            "error": {"code": str(code), "message": message},
+            "error": {"code": str(code), "message": line},
         }
     )
 

@@ -7,8 +7,11 @@ stop the daemon.
 
 Before a handler runs, a request passes the size limit (ZMQ_MAXMSGSIZE drops a
 larger frame and its connection; an explicit check answers frames just over
-the limit and multi-frame requests), the envelope check (fscommon.protocol)
-and the command's argument schema (fsd.request_validation).
+the limit and multi-frame requests), the shape and envelope checks
+(fscommon.protocol: depth, number of values and extension types are read from
+the bytes before decoding) and the command's argument schema
+(fsd.request_validation). Every reply, errors included, goes back with the
+empty delimiter a REQ client sent, or that client's socket would drop it.
 
 Access: an ipc socket is mode 0660, optionally chowned to ``control_group``.
 A TCP endpoint needs ZeroMQ CURVE: fsd's key pair plus an allow-list of
@@ -105,6 +108,32 @@ class _Pending:
     envelope: list[bytes]
 
 
+@dataclass
+class _Served:
+    """What is known of the request being served, for an error reply if serving it fails."""
+
+    request_id: int | None = None
+    cmd: str | None = None
+
+
+def reply_envelope(first: list[bytes], count: int) -> list[bytes]:
+    """The frames a reply carries before its payload: the empty delimiter a REQ client puts
+    before its request (its socket drops a reply without one), else none.
+
+    ``first`` holds the request's first frame after the routing identity, ``count`` is how
+    many frames it had; a lone empty frame is a (bad) request, not a delimiter.
+    """
+    return [b""] if count > 1 and first == [b""] else []
+
+
+def _request_id(frame: bytes) -> int | None:
+    """The id of a request that came with extra frames, if its payload decodes."""
+    try:
+        return decode_request(frame).id
+    except ProtocolError:
+        return None
+
+
 # Room for msgpack's envelope around the largest accepted request, so a frame just over the
 # limit still gets an explicit error reply; anything larger is dropped by libzmq unanswered.
 MAXMSGSIZE_SLACK = 4096
@@ -192,31 +221,37 @@ class ControlServer:
                 return
             if len(frames) < 2:
                 continue
-            identity = frames[0].bytes
+            identity, parts = frames[0].bytes, frames[1:]
+            envelope = reply_envelope([p.bytes for p in parts[:1]], len(parts))
+            served = _Served()
             try:
-                self._serve_frames(identity, frames[1:])
+                self._serve_frames(identity, envelope, parts, served)
             except Exception as exc:  # a bug must cost one request, never the daemon
-                log.exception("control request failed unexpectedly")
+                log.exception("control request failed unexpectedly", cmd=served.cmd)
                 self._send(
-                    identity, [], encode_error(None, ErrorCode.INTERNAL, f"internal error: {exc!r}")
+                    identity,
+                    envelope,
+                    encode_error(served.request_id, ErrorCode.INTERNAL, f"internal error: {exc!r}"),
                 )
 
-    def _serve_frames(self, identity: bytes, parts: list[zmq.Frame]) -> None:
-        # REQ clients put an empty delimiter before the request; the reply must carry it back.
-        envelope = [p.bytes for p in parts[:-1]]
-        if envelope not in ([], [b""]):
+    def _serve_frames(
+        self, identity: bytes, envelope: list[bytes], parts: list[zmq.Frame], served: _Served
+    ) -> None:
+        payload = parts[-1]
+        if len(parts) > len(envelope) + 1:
+            if len(payload.buffer) <= self.max_request_bytes:
+                served.request_id = _request_id(payload.bytes)
             self._send(
                 identity,
-                [],
+                envelope,
                 encode_error(
-                    None,
+                    served.request_id,
                     ErrorCode.BAD_REQUEST,
                     f"a request is one frame (after an optional empty delimiter), got "
                     f"{len(parts)} frames",
                 ),
             )
             return
-        payload = parts[-1]
         size = len(payload.buffer)
         if size > self.max_request_bytes:
             self._send(
@@ -231,16 +266,22 @@ class ControlServer:
             )
             return
         client = _client_name(payload) if self.zap is not None else None
-        self._serve(identity, envelope, payload.bytes, client)
+        self._serve(identity, envelope, payload.bytes, client, served)
 
     def _serve(
-        self, identity: bytes, envelope: list[bytes], frame: bytes, client: str | None
+        self,
+        identity: bytes,
+        envelope: list[bytes],
+        frame: bytes,
+        client: str | None,
+        served: _Served,
     ) -> None:
         try:
             request = decode_request(frame)
         except ProtocolError as exc:
             self._send(identity, envelope, encode_error(None, exc.code, exc.message))
             return
+        served.request_id, served.cmd = request.id, request.cmd
         handler = self._handlers.get(request.cmd)
         if handler is None:
             known = ", ".join(sorted(self._handlers))

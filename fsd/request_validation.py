@@ -14,34 +14,37 @@ every handler has one).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fscommon.protocol import LOGS_MAX_LINES, ErrorCode
-from fsd.function_spec import (
-    MAX_REPLICAS,
-    NAME_RE,
-    TOPIC_RE,
-    SpecInvalid,
-    validate_name,
-    validate_topic,
+from fsd.function_spec import MAX_REPLICAS
+from fsd.value_checks import (
+    FIELD_KEY_SHOWN,
+    BadValue,
+    Check,
+    binary,
+    boolean,
+    choice,
+    describe,
+    file_name,
+    function_name,
+    grants_map,
+    integer,
+    log_cursor,
+    options_map,
+    string_map,
+    topic,
+    topics,
 )
 
-# Limits a legitimate request never comes near; they bound what one request can make fsd store.
-MAX_INPUTS = 100
-MAX_CONFIG_ENTRIES = 1024
-MAX_CONFIG_KEY = 256
-MAX_CONFIG_VALUE = 64 * 1024
-MAX_FILE_NAME = 255
-MAX_OPTION_DEPTH = 16  # json_schema documents nest; nothing else does
-MAX_OPTION_ITEMS = 10_000  # scalars + containers in the whole options map
+__all__ = ["SCHEMAS", "RequestInvalid", "describe", "validate_args"]
+
+# Limits of the state command (as the state store's).
 MAX_STATE_KEY = 4096  # fsworker.state_store.MAX_KEY_BYTES
 MAX_STATE_VALUE = 4 * 1024 * 1024  # fsworker.state_store.MAX_VALUE_BYTES
 MAX_STATE_LIST = 10_000
-OPTION_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-FIELD_KEY_SHOWN = 40
 
 
 class RequestInvalid(Exception):
@@ -53,18 +56,6 @@ class RequestInvalid(Exception):
         self.message = message
 
 
-class _Bad(Exception):
-    """Raised by a check: ``expected`` says what would have been right."""
-
-    def __init__(self, expected: str, full_message: str | None = None) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.full_message = full_message
-
-
-Check = Callable[[Any], None]
-
-
 @dataclass(frozen=True)
 class Field:
     """One argument: how to check it and whether it must be present."""
@@ -72,237 +63,6 @@ class Field:
     check: Check
     required: bool = False
     nullable: bool = True  # an explicit nil counts as absent (fsctl sends output=None)
-
-
-# --- how values are shown in messages ----------------------------------------------------------
-
-_TYPE_NAMES = {
-    str: "text",
-    bytes: "bytes",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    list: "list",
-    dict: "map",
-    type(None): "nil",
-}
-
-
-def type_name(value: Any) -> str:
-    """The msgpack-level type of ``value``, in words."""
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def describe(value: Any, limit: int = 60) -> str:
-    """A short, safe rendering of a client-supplied value (never a full repr of a huge one)."""
-    if isinstance(value, bytes):
-        shown = repr(value[:limit])
-        return f"{shown}{'...' if len(value) > limit else ''} ({len(value)} bytes)"
-    if isinstance(value, str):
-        shown = repr(value[:limit])
-        return f"{shown}{'...' if len(value) > limit else ''}"
-    if isinstance(value, bool | int | float) or value is None:
-        text = repr(value)
-        return text if len(text) <= limit else text[:limit] + "..."
-    if isinstance(value, list | dict):
-        return f"a {type_name(value)} of {len(value)} item(s)"
-    return f"a value of type {type_name(value)}"
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-
-def integer(low: int, high: int) -> Check:
-    """An integer (not a boolean) in [low, high]."""
-
-    def check(value: Any) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise _Bad(f"an integer from {low} to {high}")
-
-    return check
-
-
-def boolean(value: Any) -> None:
-    """true or false."""
-    if not isinstance(value, bool):
-        raise _Bad("true or false")
-
-
-def binary(low: int, high: int) -> Check:
-    """Bytes (msgpack bin) of a length in [low, high]."""
-
-    def check(value: Any) -> None:
-        if not isinstance(value, bytes) or not low <= len(value) <= high:
-            raise _Bad(f"bytes, {low} to {high} long")
-
-    return check
-
-
-def choice(*allowed: str) -> Check:
-    """One of the given words."""
-
-    def check(value: Any) -> None:
-        if value not in allowed or not isinstance(value, str):
-            raise _Bad(f"one of {', '.join(allowed)}")
-
-    return check
-
-
-def function_name(value: Any) -> None:
-    """A function name (it becomes a file name under the state dir, so no path characters)."""
-    try:
-        validate_name(value)
-        # fullmatch: the pattern's '$' would also accept a trailing newline ('victim\n').
-        if not NAME_RE.fullmatch(value):
-            raise SpecInvalid(f"invalid function name {value!r}: no line breaks")
-    except SpecInvalid as exc:
-        raise _Bad("a function name", full_message=str(exc)) from None
-
-
-def topic(what: str) -> Check:
-    """A Pulsar topic name."""
-
-    def check(value: Any) -> None:
-        try:
-            validate_topic(value, what)
-            if not TOPIC_RE.fullmatch(value):
-                raise SpecInvalid(f"invalid {what} topic {value!r}: no line breaks")
-        except SpecInvalid as exc:
-            raise _Bad("a topic name", full_message=str(exc)) from None
-
-    return check
-
-
-def topics(value: Any) -> None:
-    """One input topic or a list of them."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or len(items) > MAX_INPUTS:
-        raise _Bad(f"a topic name or a list of at most {MAX_INPUTS}")
-    for item in items:
-        topic("input")(item)
-
-
-def file_name(value: Any) -> None:
-    """A plain file name (shown in messages only): no directory part, no traversal."""
-    if (
-        not isinstance(value, str)
-        or not 0 < len(value) <= MAX_FILE_NAME
-        or "/" in value
-        or "\\" in value
-        or value in (".", "..")
-        or not value.isprintable()
-    ):
-        raise _Bad(f"a file name without '/' or control characters, at most {MAX_FILE_NAME} long")
-
-
-def string_map(value: Any) -> None:
-    """The function's config: text keys to text values."""
-    expected = (
-        f"a map of at most {MAX_CONFIG_ENTRIES} text keys (1-{MAX_CONFIG_KEY} characters) to "
-        f"text values (at most {MAX_CONFIG_VALUE} characters)"
-    )
-    if not isinstance(value, dict) or len(value) > MAX_CONFIG_ENTRIES:
-        raise _Bad(expected)
-    for key, item in value.items():
-        if (
-            not isinstance(key, str)
-            or not 0 < len(key) <= MAX_CONFIG_KEY
-            or not isinstance(item, str)
-            or len(item) > MAX_CONFIG_VALUE
-        ):
-            raise _Bad(expected, full_message=f"config[{describe(key)}] = {describe(item)}")
-
-
-# Types of the options fsd knows (FunctionOptions checks their values, and refuses unknown
-# names; keeping names out of this table lets options added there pass through to it).
-_OPTION_TYPES: dict[str, tuple[type, ...]] = {
-    "guarantee": (str,),
-    "ordering": (str,),
-    "subscription_position": (str,),
-    "input_pattern": (str, type(None)),
-    "max_retries": (int,),
-    "retry_delay_ms": (int,),
-    "dead_letter_topic": (str, type(None)),
-    "timeout_ms": (int, type(None)),
-    "memory_limit": (int, type(None)),
-    "fuel": (int, type(None)),
-    "input_schema": (str,),
-    "output_schema": (str,),
-    "json_schema": (dict, type(None)),
-    "avro_schema": (str, type(None)),
-    "pass_through": (list,),
-}
-
-
-def _plain_data(value: Any) -> str | None:
-    """None if ``value`` is nil/bool/number/text/list/map-with-text-keys within the limits."""
-    stack = [(value, 0)]
-    seen = 0
-    while stack:
-        item, depth = stack.pop()
-        seen += 1
-        if seen > MAX_OPTION_ITEMS:
-            return f"at most {MAX_OPTION_ITEMS} values in all"
-        if depth > MAX_OPTION_DEPTH:
-            return f"nested at most {MAX_OPTION_DEPTH} levels deep"
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    return "maps with text keys"
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif not isinstance(item, str | int | float | bool) and item is not None:
-            return f"plain data (got a {type_name(item)})"
-    return None
-
-
-def options_map(value: Any) -> None:
-    """The data-path options: a map of option names to plain data; known names type-checked."""
-    if not isinstance(value, dict):
-        raise _Bad("a map of option names to values")
-    for key, item in value.items():
-        if not isinstance(key, str) or not OPTION_KEY.match(key):
-            raise _Bad(
-                "option names in lower_snake_case",
-                full_message=f"options: invalid option name {describe(key)}",
-            )
-        types = _OPTION_TYPES.get(key)
-        if types is not None and (
-            not isinstance(item, types) or (isinstance(item, bool) and bool not in types)
-        ):
-            wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-            raise _Bad(wanted, full_message=f"options.{key} must be {wanted}, got {describe(item)}")
-        problem = _plain_data(item)
-        if problem is not None:
-            raise _Bad(problem, full_message=f"options.{key} must be {problem}")
-        if key == "dead_letter_topic" and item is not None:
-            topic("dead-letter")(item)
-        if key == "pass_through" and not all(isinstance(p, str) for p in item):
-            raise _Bad("a list of words", full_message="options.pass_through must list words")
-
-
-def grants_map(value: Any) -> None:
-    """update's WASI grants: allow_dirs / allow_env lists (FunctionOptions checks the entries)."""
-    if not isinstance(value, dict) or not set(value) <= {"allow_dirs", "allow_env"}:
-        raise _Bad("a map with allow_dirs and/or allow_env")
-    for key, item in value.items():
-        problem = _plain_data(item)
-        if not isinstance(item, list) or problem is not None:
-            raise _Bad("a list", full_message=f"grants.{key} must be a list, got {describe(item)}")
-
-
-def log_cursor(value: Any) -> None:
-    """fsctl logs -f: replica numbers (as text) to byte offsets."""
-    if not (
-        isinstance(value, dict)
-        and len(value) <= MAX_REPLICAS
-        and all(
-            isinstance(k, str) and k.isdigit() and isinstance(v, int) and v >= 0
-            for k, v in value.items()
-        )
-    ):
-        raise _Bad("a map of replica numbers (as text) to byte offsets >= 0")
 
 
 # --- the schemas --------------------------------------------------------------------------------
@@ -389,7 +149,7 @@ def validate_args(cmd: str, args: dict[str, Any]) -> None:
             continue
         try:
             field.check(value)
-        except _Bad as bad:
+        except BadValue as bad:
             if bad.full_message:
                 raise RequestInvalid(f"{cmd}: {bad.full_message}") from None
             raise RequestInvalid(

@@ -9,6 +9,15 @@ ping; every reply decodes to an error with a code and a message; a frame over
 ZMQ_MAXMSGSIZE gets no reply (libzmq drops it with the connection) while one
 just over max_request_bytes gets an explicit error; the registry (fsctl list
 and the registry file) is the same before and after.
+
+A second test puts odd values in every field of every command (and in the
+envelope): lists and maps nested 33 to 5000 levels (the deepest msgpack can
+carry, and repr() cannot), extension types, 64-bit extremes, NaN, bytes where
+text is expected and the reverse, maps with bytes and integer keys, values of
+200 KB, sends each from a DEALER and from a REQ socket, and sends multi-frame
+requests from both. Checked besides the above: no reply is ``internal`` (the
+input got past validation into code that failed), and a REQ client always gets
+a reply it can read (its socket drops one without the empty delimiter).
 """
 
 from __future__ import annotations
@@ -289,6 +298,9 @@ def check_error_reply(frame: bytes, sent: bytes) -> None:
     reply = decode_reply(frame)
     assert reply.ok is False, f"hostile message {sent[:120]!r} was accepted: {reply.data!r}"
     assert reply.error_code and reply.error_message, reply
+    assert reply.error_code != "internal", (
+        f"hostile message {sent[:120]!r} got past validation: {reply.error_message}"
+    )
     assert "\n" not in reply.error_message and len(reply.error_message) < 2000, reply
 
 
@@ -360,3 +372,146 @@ def test_fsd_survives_10k_hostile_messages(target: Fsd):
     assert target.ctl_json("list") == list_before
     assert _registry_rows(target.state_dir) == rows_before
     print(f"{client.sent} hostile messages in {elapsed:.1f}s ({client.no_reply} unanswered)")
+
+
+# --- odd values in every field -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Raw:
+    """msgpack bytes placed as they are (the packer refuses values this deep or this odd)."""
+
+    data: bytes
+
+
+def pack_raw(obj: Any) -> bytes:
+    """Pack ``obj`` with any ``Raw`` inside it spliced in as is."""
+    if isinstance(obj, Raw):
+        return obj.data
+    packer = msgpack.Packer(use_bin_type=True)
+    if isinstance(obj, dict):
+        head = packer.pack_map_header(len(obj))
+        return head + b"".join(pack_raw(k) + pack_raw(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return packer.pack_array_header(len(obj)) + b"".join(pack_raw(v) for v in obj)
+    return packer.pack(obj)
+
+
+BIG = 70_000  # over every text field's limit (config values: 65,536), under this fsd's 256 KB
+ODD: list[Any] = [
+    *(Raw(deep(depth, maps)) for depth in (33, 500, 990, 1000, 1023, 1100, 5000)
+      for maps in (False, True)),
+    msgpack.ExtType(5, b"xx"), msgpack.Timestamp(0, 1), msgpack.ExtType(1, b"e" * BIG),
+    2**64 - 1, -(2**63), float("nan"), float("inf"), -0.0,
+    b"victim", b"b" * BIG, "t" * BIG, [None] * 40_000,
+    {b"name": "victim"}, Raw(b"\x81\x01\xa1v"), Raw(b"\x81\xc0\xa1v"), Raw(b"\x81\x91\x01\xa1v"),
+    {"k": float("nan")}, {"k": [[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]},
+]  # fmt: skip
+
+
+def _may_be_valid(value: Any, accepts: tuple[type, ...]) -> bool:
+    # A value of a type the field takes may be valid there: only the type-odd ones go in.
+    return any(type(value) is t for t in accepts)
+
+
+def _odd_fields() -> list[tuple[str, dict[str, Any], tuple[str, ...], tuple[type, ...]]]:
+    """(command, valid base arguments, path of the field, types the field takes) for every
+    field of every command, and the places inside the map- and list-valued ones."""
+    create = {"name": "fz-odd", "wasm": EMPTY_MODULE, "inputs": ["fz-loop"], "output": "fz-loop"}
+    bases: dict[str, dict[str, Any]] = {
+        "create": create,
+        "state": {"name": VICTIM, "op": "get", "key": b"k"},
+        "scale": {"name": VICTIM, "replicas": 1},
+        "update": {"name": VICTIM, "config": {"a": "b"}},
+        "delete": {"name": VICTIM, "purge": False},
+    }
+    takes = {"wasm": (bytes,), "key": (bytes,), "value": (bytes,), "prefix": (bytes,)}
+    fields = []
+    for cmd, schema in SCHEMAS.items():
+        base = bases.get(cmd, {"name": VICTIM} if "name" in schema else {})
+        for key in [*schema, "unexpected"]:
+            fields.append((cmd, base, (key,), takes.get(key, ())))
+    inner = [
+        ("create", ("inputs", 0)), ("create", ("config", "k")), ("update", ("config", "k")),
+        ("update", ("grants", "allow_dirs")), ("update", ("grants", "allow_env")),
+        ("logs", ("cursor", "0")),
+        *(("create", ("options", option)) for option in OPTION_TYPES),
+        ("create", ("options", "allow_dirs")), ("create", ("options", "allow_env")),
+    ]  # fmt: skip
+    for cmd, path in inner:
+        base = json_copy(bases.get(cmd, {"name": VICTIM}))
+        base.setdefault(path[0], [None] if isinstance(path[1], int) else {})
+        # avro_schema takes any text up to 1 MiB: a huge one may pass the schema
+        fields.append((cmd, base, path, (str,) if path[-1] == "avro_schema" else ()))
+    return fields
+
+
+def odd_frames() -> list[bytes]:
+    """Every odd value in every field of every command, and in the envelope."""
+    frames = []
+    for cmd, base, path, accepts in _odd_fields():
+        for value in ODD:
+            if _may_be_valid(value, accepts):
+                continue
+            args = json_copy(base)
+            target = args
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            frames.append(pack_raw(envelope(cmd, args)))
+    for value in ODD:
+        for field_name in REQUEST_FIELDS:
+            if field_name == "id" and _may_be_valid(value, (int,)):
+                continue  # any 64-bit integer is a valid id
+            frames.append(pack_raw({**envelope("status", {}), field_name: value}))
+        frames.append(pack_raw(value))
+    return frames
+
+
+def req_exchange(ctx: zmq.Context, endpoint: str, frames: list[bytes], parts: int = 1) -> bytes:
+    """Send each request from a REQ socket (``parts`` copies make it multi-frame): a reply
+    must come back to each, or the socket is stuck; the last reply's payload is returned."""
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    reply = b""
+    try:
+        for frame in frames:
+            sock.send_multipart([frame] * parts)
+            assert sock.poll(5000), f"a REQ client got no reply it could read to {frame[:120]!r}"
+            reply = sock.recv_multipart()[-1]
+            check_error_reply(reply, frame)
+    finally:
+        sock.close()
+    return reply
+
+
+def test_odd_values_in_every_field_from_dealer_and_req(target: Fsd):
+    list_before = target.ctl_json("list")
+    rows_before = _registry_rows(target.state_dir)
+    frames = odd_frames()
+    client = Client(target.endpoint)
+    try:
+        for start in range(0, len(frames), 200):
+            batch = frames[start : start + 200]
+            for sent, reply in zip(batch, client.exchange(batch, timeout=60), strict=True):
+                check_error_reply(reply, sent)
+        req_exchange(client.ctx, target.endpoint, frames)
+        # Multi-frame requests, from a REQ socket (after its delimiter) and from a DEALER.
+        good = encode_request(11, "status", {"name": VICTIM})
+        bad = pack_raw(envelope("status", {"name": ODD[4]}))
+        for parts in (2, 3):
+            reply = req_exchange(client.ctx, target.endpoint, [good, bad, b"\xc1"], parts)
+            assert "one frame" in decode_reply(reply).error_message
+        assert decode_reply(req_exchange(client.ctx, target.endpoint, [good], 2)).id == 11
+        for multi in ([b"a", b"b", good], [b"", b"x", good], [good, b""], [b"", b"", good]):
+            client.dealer.send_multipart(multi)
+            assert client.dealer.poll(5000), f"no reply to the multi-frame request {multi!r}"
+            check_error_reply(client.dealer.recv_multipart()[-1], repr(multi).encode())
+    finally:
+        client.close()
+    assert pid_alive(target.proc.pid) and target.proc.poll() is None, target.log_tail()
+    assert target.ctl("ping").returncode == 0
+    assert target.ctl_json("list") == list_before
+    assert _registry_rows(target.state_dir) == rows_before
+    print(f"{len(frames)} odd requests, each from a DEALER and a REQ socket")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fscommon.protocol import ErrorCode
@@ -149,3 +151,76 @@ def test_describe_truncates_hostile_values():
     assert len(describe("x" * 1000)) < 80
     assert describe(b"y" * 10_000_000).endswith("(10000000 bytes)")
     assert describe([1] * 5) == "a list of 5 item(s)"
+
+
+# --- issue 11 part 5: no check quotes a huge or deep value, none lets one through --------------
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("cmd", "args"),
+    [
+        ("status", {"name": _nested(990)}),  # repr() of it raised RecursionError: 'internal'
+        ("delete", {"name": "v" * 70_000}),
+        ("create", {"name": "a", "wasm": WASM, "inputs": [_nested(990)]}),
+        ("create", {"name": "a", "wasm": WASM, "output": "t" * 70_000}),
+        ("create", {"name": "a", "wasm": WASM, "options": {"dead_letter_topic": "d" * 70_000}}),
+        ("create", {"name": "a", "wasm": WASM, "options": {"ordering": "o" * 70_000}}),
+        ("create", {"name": "a", "wasm": WASM, "options": {"pass_through": ["p" * 1000] * 500}}),
+        (
+            "create",
+            {"name": "a", "wasm": WASM, "options": {"input_pattern": "persistent://" * 999}},
+        ),
+        ("create", {"name": "a", "wasm": WASM, "options": {"allow_env": ["E" * 70_000]}}),
+        ("update", {"name": "a", "grants": {"allow_dirs": [{"host": "/" * 70_000}]}}),
+    ],
+)
+def test_huge_and_deep_values_get_a_short_refusal(cmd, args):
+    with pytest.raises(RequestInvalid) as info:
+        validate_args(cmd, args)
+    assert info.value.code == ErrorCode.INVALID_ARGUMENT
+    assert len(info.value.message) < 400, info.value.message
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"json_schema": {"minimum": float("nan")}}, "finite numbers"),
+        ({"json_schema": {"maximum": float("inf")}}, "finite numbers"),
+        # re.compile recursed past Python's limit inside the create handler: 'internal'.
+        ({"input_pattern": "persistent://" + "(" * 500 + ")" * 500}, "at most 256 characters"),
+        ({"input_pattern": "persistent://(" + "(a)" * 5}, "is not a regex"),
+        ({"pass_through": ["key", "bogus"]}, "pass_through must be a list of key"),
+        ({"allow_dirs": [{"host": "/tmp", "guest": "/x", "mode": 1}]}, "allow_dirs must be"),
+        ({"allow_env": [b"NAME"]}, "allow_env must be"),
+    ],
+)
+def test_options_that_later_code_would_choke_on_are_refused(options, fragment):
+    with pytest.raises(RequestInvalid, match=re.escape(fragment)):
+        validate_args("create", {"name": "a", "wasm": WASM, "options": options})
+
+
+def test_valid_option_values_still_pass():
+    options = {
+        "input_pattern": "persistent://public/default/orders-.*",
+        "pass_through": ["key", "event-time"],
+        "allow_dirs": [{"host": "/tmp", "guest": "/data", "mode": "ro"}],
+        "allow_env": ["HOME", "MODE=fast"],
+        "json_schema": {"type": "object", "properties": {"x": {"minimum": 0.5}}},
+        "ordering": "strict",
+    }
+    validate_args("create", {"name": "a", "wasm": WASM, "options": options})
+    validate_args("update", {"name": "a", "grants": {"allow_env": [], "allow_dirs": []}})
+
+
+def test_log_cursor_offsets_fit_a_file_offset():
+    validate_args("logs", {"name": "a", "cursor": {"0": 2**63 - 1}})
+    for bad in ({"0": 2**64 - 1}, {"0": True}, {"123": 0}, {"0": -1}):
+        with pytest.raises(RequestInvalid, match="cursor"):
+            validate_args("logs", {"name": "a", "cursor": bad})
