@@ -618,8 +618,22 @@ def info(ctx: Ctx, as_json: bool) -> None:
     if as_json:
         show.emit_json(data)
         return
-    for key in ("version", "pid", "endpoint", "pulsar_url", "embedded_broker", "state_dir"):
-        click.echo(f"{key}: {data.get(key)}")
+    keys = ("version", "pid", "endpoint", "pulsar_url", "embedded_broker", "state_dir")
+    for key in (*keys, "cluster", "member_id"):
+        if key in keys or data.get(key) is not None:
+            click.echo(f"{key}: {data.get(key)}")
+
+
+@main.command()
+@json_option
+@pass_ctx
+def members(ctx: Ctx, as_json: bool) -> None:
+    """List the cluster's live members, its leader and each member's replicas."""
+    data = ctx.call("members")
+    if as_json:
+        show.emit_json(data)
+    else:
+        show.print_members(data)
 
 
 def _pulsar_url(ctx: Ctx, explicit: str | None) -> str:

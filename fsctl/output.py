@@ -57,6 +57,10 @@ def print_status(functions: list[dict[str, Any]]) -> None:
         "FUNCTION", "REPLICA", "STATE", "PID", "UPTIME", "RESTARTS", "RSS", "CPU%",
         "RECEIVED", "PROCESSED", "FAILED", "DEAD", "LAST EXIT",
     ]  # fmt: skip
+    # In a cluster every replica names its member (host).
+    clustered = any("member" in r for fn in functions for r in fn["replicas"])
+    if clustered:
+        headers.insert(2, "MEMBER")
     rows = []
     for fn in functions:
         if not fn["replicas"]:
@@ -67,6 +71,7 @@ def print_status(functions: list[dict[str, Any]]) -> None:
                 [
                     fn["name"],
                     r["replica"],
+                    *([r.get("member")] if clustered else []),
                     r["state"],
                     r["pid"],
                     duration(r.get("uptime")),
@@ -163,3 +168,26 @@ def log_line(function: str, replica: int, line: str, as_json: bool) -> None:
     text = f"{record.get('timestamp', '-')} {record.get('level', '-')!s:<7} [{where}] "
     text += str(record.get("event", ""))
     click.echo(f"{text} {extra}".rstrip())
+
+
+def print_members(data: dict[str, Any]) -> None:
+    """'fsctl members': one row per live member, then the cluster's problems."""
+    rows = []
+    for m in data["members"]:
+        replicas = sorted(f"{r.get('function')}/{r.get('replica')}" for r in m.get("replicas", []))
+        rows.append(
+            [
+                m["member_id"],
+                "yes" if m["member_id"] == data.get("leader_id") else "",
+                m.get("endpoint"),
+                len(replicas),
+                " ".join(replicas) or "-",
+            ]
+        )
+    click.echo(
+        f"cluster {data['cluster']} ({data['namespace']}); this member: {data['member_id']}; "
+        f"leader: {data.get('leader_id') or 'none yet'}"
+    )
+    table(["MEMBER", "LEADER", "ENDPOINT", "REPLICAS", "RUNS"], rows)
+    for error in data.get("errors", []):
+        click.echo(f"problem: {error}")

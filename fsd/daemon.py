@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import structlog
@@ -31,12 +31,15 @@ from fsd.handlers import make_handlers
 from fsd.metrics import MetricsServer, parse_endpoint
 from fsd.module_compiler import ModuleCompiler
 from fsd.package_store import PackageStore
-from fsd.registry import Registry
+from fsd.registry import Registry, RegistryBackend
 from fsd.replica import Replica
 from fsd.replica_state import ReplicaState
 from fsd.sd_notify import Notifier
 from fsd.supervisor import Supervisor
 from fsworker.engine import new_engine
+
+if TYPE_CHECKING:
+    from fsd.cluster.member import ClusterMember
 
 log = structlog.get_logger("fsd")
 
@@ -69,13 +72,12 @@ class Daemon:
             policy=config.supervision_policy(),
             on_transition=self._publish_transition,
         )
-        self.functions = FunctionService(
-            Registry(state / "registry.sqlite3"),
-            self.compiler,
-            on_change=self.reconcile,
-            busy=self._busy,
-            still_running=lambda name: not self.supervisor.is_stopped(name),
+        # Cluster mode: the registry is the cluster's topic, opened once Pulsar is up.
+        self.cluster: ClusterMember | None = None
+        self.functions = self._function_service(
+            None if config.cluster else Registry(state / "registry.sqlite3")
         )
+        self._status_due = 0.0
         self.backlog: BacklogPoller | None = None
         self.admin_url: str | None = None
         self._stop_requested = False
@@ -91,16 +93,47 @@ class Daemon:
         """The wasmtime engine for functions with fuel metering on or off."""
         return self._engines[fuel]
 
+    def _function_service(self, registry: RegistryBackend | None) -> FunctionService:
+        return FunctionService(
+            registry,  # type: ignore[arg-type]  # None only until the cluster's is open
+            self.compiler,
+            on_change=self.reconcile,
+            busy=self._busy,
+            still_running=lambda name: not self.supervisor.is_stopped(name),
+            no_state=(
+                "in cluster mode state must be shared by every member: start every fsd "
+                "with --state-url postgresql://... (docs/state.md)"
+                if self.config.cluster and not getattr(self.config, "state_url", None)
+                else None
+            ),
+        )
+
     def reconcile(self) -> None:
         """Move the replicas this host runs toward the registry (every tick, and on change)."""
-        self.supervisor.reconcile(self.functions.all())
+        specs = self.functions.all()
+        if self.cluster is None:
+            self.supervisor.reconcile(specs)
+            return
+        now = time.monotonic()
+        if now >= self._status_due:
+            # The agent only sends it with a heartbeat; psutil is not free.
+            self._status_due = now + self.config.member_heartbeat / 2
+            local = [{**r.to_public(), "function": r.function} for r in self.supervisor.replicas()]
+            self.cluster.tick(specs, local)
+        else:
+            self.cluster.view = self.cluster.agent.snapshot()
+        self.supervisor.reconcile(specs, self.cluster.placement)
 
-    def replica_views(self, name: str) -> list[dict[str, Any]]:
-        """The public status of every replica of a function, by index."""
+    def _local_views(self, name: str) -> list[dict[str, Any]]:
         runtime = self.supervisor.functions.get(name)
         if runtime is None:
             return []
         return [r.to_public() for r in runtime.ordered()]
+
+    def replica_views(self, name: str) -> list[dict[str, Any]]:
+        """The public status of every replica of a function (in a cluster: on every member)."""
+        local = self._local_views(name)
+        return self.cluster.views(name, local) if self.cluster is not None else local
 
     def purge_state(self, name: str) -> None:
         """Remove a deleted function's state ('fsctl delete --purge')."""
@@ -231,6 +264,8 @@ class Daemon:
             self.backlog = BacklogPoller(self.admin_url)
             self.backlog.start()
 
+        if self.config.cluster:
+            self._join_cluster()
         restored = self.functions.all()
         notifier.status(f"restoring {len(restored)} function(s)")
         for spec in restored:
@@ -307,9 +342,20 @@ class Daemon:
             if self.broker is not None:
                 self.broker.stop()
             self.compiler.close()
-            self.functions.registry.close()
+            if self.cluster is not None:
+                self.cluster.close()  # closes the cluster's registry too
+            elif self.functions.registry is not None:
+                self.functions.registry.close()
         log.info("fsd stopped")
         return 0
+
+    def _join_cluster(self) -> None:
+        """Open the cluster's stores and start the agent (raises ClusterUnavailable)."""
+        from fsd.cluster.member import ClusterMember
+
+        self.cluster = ClusterMember(self.config, self.pulsar_url, self.admin_url, self.packages)
+        self.functions = self._function_service(self.cluster.registry)
+        self.compiler.publish = self.cluster.publish_package
 
     def _start_metrics(self) -> None:
         """Serve /metrics if metrics_endpoint is set (a taken port stops fsd, clearly)."""

@@ -45,12 +45,15 @@ class FunctionService:
         on_change: Callable[[], None],
         busy: Callable[[str], str | None] = lambda name: None,
         still_running: Callable[[str], bool] = lambda name: False,
+        no_state: str | None = None,
     ) -> None:
         self.registry = registry
         self._compiler = compiler
         self._on_change = on_change
         self._busy = busy
         self._still_running = still_running
+        # Why a module that imports the state API is refused here, if it is.
+        self._no_state = no_state
         self._creating: set[str] = set()  # names whose module is compiling
 
     # --- reads -------------------------------------------------------------------------------
@@ -100,7 +103,17 @@ class FunctionService:
         self._creating.add(name)
         return PendingCreate(self, fields, compilation)
 
+    def check_module(self, name: str, module: StoredModule) -> None:
+        """Refuse a module this platform cannot run correctly (state without a shared store)."""
+        if module.uses_state and self._no_state:
+            raise HandlerError(
+                ErrorCode.INVALID_MODULE,
+                f"function '{name}': the module imports the state API (fs.state_*), "
+                f"but {self._no_state}",
+            )
+
     def _register(self, fields: dict[str, Any], module: StoredModule) -> FunctionSpec:
+        self.check_module(fields["name"], module)
         spec = FunctionSpec(package=module.package, kind=module.kind, **fields)
         try:
             self.registry.add(spec)
@@ -248,6 +261,7 @@ class PendingUpdate:
             module = self._compilation.result()
             if module is None:
                 return None
+            self._service.check_module(self.name, module)
             changes.update(package=module.package, kind=module.kind)
         # Applied to the spec as it is now: a scale or stop during the compile stays.
         spec = self._service.registry.get(self.name)

@@ -43,6 +43,7 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "update": h.update,
         "state": h.state,
         "logs": h.logs,
+        "members": h.members,
     }
 
 
@@ -70,8 +71,19 @@ class _Handlers:
             "broker_pid": self.d.broker.pid if self.d.broker else None,
             "transitions_endpoint": self.d.config.transitions_endpoint,
             "state_dir": str(self.d.config.state_dir),
+            "cluster": self.d.config.cluster,
+            "member_id": self.d.cluster.member_id if self.d.cluster else None,
             "uptime": time.monotonic() - self.d.started_mono,
         }
+
+    def members(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.d.cluster is None:
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                "this fsd is a single host, not a cluster member: start it with "
+                "--cluster NAME --pulsar-url URL to join one (docs/cluster.md)",
+            )
+        return self.d.cluster.members()
 
     def create(self, args: dict[str, Any]) -> Deferred:
         pending = self.d.functions.begin_create(

@@ -18,7 +18,7 @@ from fscommon.protocol import ErrorCode
 from fsd.control_server import HandlerError
 from fsd.package_store import PackageStore
 from fsworker.module_cache import precompile
-from fsworker.module_check import InvalidModule, classify
+from fsworker.module_check import InvalidModule, classify, uses_state
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class StoredModule:
 
     package: str  # sha256
     kind: str  # fsworker.module_check.ModuleKind value
+    uses_state: bool = False  # imports the state API (core modules; a component cannot tell)
 
 
 class Compilation:
@@ -54,6 +55,8 @@ class ModuleCompiler:
         self._compiled_dir = compiled_dir
         self._packages = packages
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsd-compile")
+        # Cluster mode: makes a stored module fetchable by every member.
+        self.publish: Callable[[bytes], None] | None = None
 
     def submit(
         self, wasm: bytes, source: str, fuel: bool, before: Callable[[], None] | None = None
@@ -73,7 +76,10 @@ class ModuleCompiler:
             before()
         module = precompile(self._engines[fuel], wasm, self._compiled_dir, fuel=fuel)
         kind = classify(module)
-        return StoredModule(self._packages.put(wasm), str(kind))
+        stored = StoredModule(self._packages.put(wasm), str(kind), uses_state(module))
+        if self.publish is not None:
+            self.publish(wasm)
+        return stored
 
     def close(self) -> None:
         """Stop the thread (a compile in progress finishes first)."""

@@ -74,6 +74,7 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "ping": {},
     "info": {},
     "list": {},
+    "members": {},
     "status": {"name": Field(function_name)},
     "create": {
         "name": NAME,

@@ -218,6 +218,20 @@ def _check_host_import(imp: wasmtime.ImportType) -> None:
         )
 
 
+def uses_state(module: wasmtime.Module | wc.Component) -> bool:
+    """Whether a core module imports any ``fs.state_*`` function.
+
+    A component imports the host interface as a whole, so it cannot be told:
+    False (its state calls then fail at run time where no state is offered).
+    """
+    if not isinstance(module, wasmtime.Module):
+        return False
+    return any(
+        imp.module == host_api.MODULE and (imp.name or "").startswith("state_")
+        for imp in module.imports
+    )
+
+
 def uses_message_metadata(module: wasmtime.Module) -> bool:
     """Whether the module imports any ``fs.msg_*`` or ``fs.set_output_*`` function.
 
