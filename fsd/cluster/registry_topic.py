@@ -136,8 +136,12 @@ class TopicRegistry:
         try:
             spec, write_id = decode_record(name, value)
         except (ValueError, TypeError) as exc:
-            log.warning("ignored a registry value that is not a record", name=name, error=str(exc))
-            return
+            # Absent, not "the value before": a member started later only ever sees
+            # this latest value, and every member must agree.
+            log.warning(
+                "registry value is not a record: function ignored", name=name, error=str(exc)
+            )
+            spec, write_id = None, None
         with self._lock:
             if spec is None:
                 self._specs.pop(name, None)

@@ -23,7 +23,7 @@ from fsd.cluster.packages_topic import (
     PackageMissing,
     PackageTopicStore,
 )
-from fsd.cluster.registry_topic import AlreadyExists, TopicRegistry
+from fsd.cluster.registry_topic import AlreadyExists, TopicRegistry, encode_record
 from fsd.function_spec import FunctionSpec
 from fsd.package_store import PackageStore
 from tests.helpers import EXAMPLES, free_port, unique, wait_for
@@ -199,6 +199,27 @@ def test_compaction_keeps_current_state_and_drops_deleted(
         _check_current_state(fresh)
     finally:
         fresh.close()
+
+
+def test_delete_marker_alone_means_deleted(names: ClusterNames, clients) -> None:
+    """A member that dies between the delete marker and the tombstone still deleted it."""
+    live = TopicRegistry(clients[0], names.registry)
+    try:
+        for name in ("f", "g", "h"):
+            live.add(spec(name))
+        raw = clients[0].create_producer(names.registry, batching_enabled=False)
+        raw.send(encode_record(None, "crashed", "w1"), partition_key="f")
+        raw.send(b"not json", partition_key="g")  # junk from elsewhere: ignored, not fatal
+        raw.close()
+        fresh = TopicRegistry(clients[1], names.registry)
+        try:
+            # Both members agree: what a member started later sees, the running one sees.
+            wait_for(lambda: names_of(live) == ["h"], 1.0, "the running member to drop f and g")
+            assert names_of(fresh) == ["h"] and fresh.get("f") is None
+        finally:
+            fresh.close()
+    finally:
+        live.close()
 
 
 def test_all_is_served_from_memory(names: ClusterNames, clients) -> None:
