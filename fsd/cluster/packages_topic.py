@@ -59,6 +59,13 @@ class PackageUnavailable(PackageError):
     """The broker did not answer in time, or refused a write."""
 
 
+def _cannot_open(topic: str, exc: Exception) -> str:
+    return (
+        f"cannot open the cluster package index {topic}: {exc}; check the Pulsar URL and "
+        f"that the broker is running"
+    )
+
+
 class PackageTopicStore:
     """Publish a module once; fetch it by digest on any member."""
 
@@ -73,16 +80,19 @@ class PackageTopicStore:
         self.names = names
         self.member = member
         self.write_timeout = write_timeout
-        self._index_producer = client.create_producer(
-            names.packages,
-            batching_enabled=False,
-            send_timeout_millis=int(write_timeout * 1000),
-        )
+        try:
+            self._index_producer = client.create_producer(
+                names.packages,
+                batching_enabled=False,
+                send_timeout_millis=int(write_timeout * 1000),
+            )
+        except Exception as exc:
+            raise PackageUnavailable(_cannot_open(names.packages, exc)) from None
         try:
             self._index = client.create_table_view(names.packages)
-        except Exception:
+        except Exception as exc:
             self._index_producer.close()
-            raise
+            raise PackageUnavailable(_cannot_open(names.packages, exc)) from None
 
     def close(self) -> None:
         """Stop reading the index (the client stays open: it is the caller's)."""

@@ -95,6 +95,13 @@ def decode_record(name: str, value: bytes) -> tuple[FunctionSpec | None, str | N
     return FunctionSpec(**known), write_id
 
 
+def _cannot_open(topic: str, exc: Exception) -> str:
+    return (
+        f"cannot open the cluster registry {topic}: {exc}; check the Pulsar URL and that "
+        f"the broker is running"
+    )
+
+
 class TopicRegistry:
     """CRUD over registered functions, shared by every member through one compacted topic."""
 
@@ -115,19 +122,22 @@ class TopicRegistry:
         self._waiting: set[str] = set()  # write ids this instance waits to see
         self._seen: set[str] = set()
         self._version = 0
-        self._producer = client.create_producer(
-            topic,
-            batching_enabled=False,
-            send_timeout_millis=int(write_timeout * 1000),
-        )
+        try:
+            self._producer = client.create_producer(
+                topic,
+                batching_enabled=False,
+                send_timeout_millis=int(write_timeout * 1000),
+            )
+        except Exception as exc:
+            raise RegistryUnavailable(_cannot_open(topic, exc)) from None
         try:
             # Returns once the view has read the topic to its end.
             self._view = client.create_table_view(topic)
             # Replays the current entries here, then calls back from the client's thread.
             self._view.for_each_and_listen(self._on_change)
-        except Exception:
+        except Exception as exc:
             self._producer.close()
-            raise
+            raise RegistryUnavailable(_cannot_open(topic, exc)) from None
 
     # -- the view ---------------------------------------------------------
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pulsar
 import pytest
 
+from fscommon.logs import silent_pulsar_logger
 from fsd.backlog import topic_path
 from fsd.broker_admin import AdminError, admin_request
 from fsd.cluster.admin import COMPACTION_THRESHOLD_BYTES, ensure_namespace
@@ -22,8 +24,14 @@ from fsd.cluster.packages_topic import (
     PackageFetcher,
     PackageMissing,
     PackageTopicStore,
+    PackageUnavailable,
 )
-from fsd.cluster.registry_topic import AlreadyExists, TopicRegistry, encode_record
+from fsd.cluster.registry_topic import (
+    AlreadyExists,
+    RegistryUnavailable,
+    TopicRegistry,
+    encode_record,
+)
 from fsd.function_spec import FunctionSpec
 from fsd.package_store import PackageStore
 from tests.helpers import EXAMPLES, free_port, unique, wait_for
@@ -141,6 +149,47 @@ def test_add_existing_update_missing_remove_missing(names: ClusterNames, clients
     finally:
         a.close()
         b.close()
+
+
+def test_concurrent_writers_converge(names: ClusterNames, clients) -> None:
+    """Last write wins: two members updating one function at once end up agreeing."""
+    a = TopicRegistry(clients[0], names.registry, member="a")
+    b = TopicRegistry(clients[1], names.registry, member="b")
+    try:
+        a.add(spec("f"))
+        wait_for(lambda: b.get("f"), 1.0, "b to see f")
+
+        def hammer(reg: TopicRegistry, base: int) -> None:
+            for i in range(30):
+                reg.update(spec("f", replicas=base + i))
+
+        threads = [threading.Thread(target=hammer, args=(r, n)) for r, n in ((a, 100), (b, 200))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        wait_for(lambda: a.get("f").replicas == b.get("f").replicas, 2.0, "both members to agree")
+        assert a.get("f").replicas in (129, 229)  # one of the two last writes
+    finally:
+        a.close()
+        b.close()
+
+
+def test_unreachable_broker_says_which_store() -> None:
+    dead = pulsar.Client(
+        f"pulsar://127.0.0.1:{free_port()}",
+        operation_timeout_seconds=2,
+        connection_timeout_ms=1000,
+        logger=silent_pulsar_logger(),
+    )
+    names = ClusterNames("c1")
+    try:
+        with pytest.raises(RegistryUnavailable, match=f"cluster registry {names.registry}"):
+            TopicRegistry(dead, names.registry)
+        with pytest.raises(PackageUnavailable, match=f"package index {names.packages}"):
+            PackageTopicStore(dead, names)
+    finally:
+        dead.close()
 
 
 def _write_history(registry: TopicRegistry) -> None:
