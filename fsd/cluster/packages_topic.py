@@ -66,6 +66,17 @@ def _cannot_open(topic: str, exc: Exception) -> str:
     )
 
 
+def _parse_manifest(value: bytes | None) -> dict | None:
+    """A manifest from the index, or None for no value (or one that is not a manifest)."""
+    if not value:
+        return None
+    try:
+        manifest = json.loads(value)
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 class PackageTopicStore:
     """Publish a module once; fetch it by digest on any member."""
 
@@ -104,14 +115,7 @@ class PackageTopicStore:
 
     def manifest(self, sha256: str) -> dict | None:
         """The manifest of a complete package, from this member's view of the index."""
-        value = self._index.get(sha256)
-        if not value:
-            return None
-        try:
-            manifest = json.loads(value)
-        except ValueError:
-            return None
-        return manifest if isinstance(manifest, dict) else None
+        return _parse_manifest(self._index.get(sha256))
 
     def has(self, sha256: str) -> bool:
         """True if a complete package with this digest is in the cluster (no round trip)."""
@@ -250,13 +254,7 @@ class PackageTopicStore:
             ) from None
         finally:
             reader.close()
-        if not found:
-            return None
-        try:
-            manifest = json.loads(found)
-        except ValueError:
-            return None
-        return manifest if isinstance(manifest, dict) else None
+        return _parse_manifest(found)
 
     def _reader(self, topic: str, compacted: bool = False) -> pulsar.Reader:
         try:
