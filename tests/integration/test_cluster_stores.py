@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -49,11 +50,15 @@ def admin_url(pulsar_url: str) -> str:
 
 
 @pytest.fixture
-def names(admin_url: str) -> ClusterNames:
-    """A cluster of its own in the default namespace, prepared as a member would."""
+def names(admin_url: str) -> Iterator[ClusterNames]:
+    """A cluster of its own in the default namespace, prepared as a member would.
+
+    Its topics are deleted afterwards: the namespace's policies keep them forever.
+    """
     cluster = ClusterNames(unique("cs"))
     ensure_namespace(admin_url, cluster)
-    return cluster
+    yield cluster
+    _delete_topics(admin_url, cluster)
 
 
 @pytest.fixture
@@ -400,16 +405,26 @@ def test_fetcher_does_not_block_and_reports_failure(
 # -- namespace ---------------------------------------------------------------
 
 
-def _delete_namespace(admin_url: str, names: ClusterNames) -> None:
-    """Best effort: topics first (a namespace with topics cannot be deleted)."""
+def _delete_topics(admin_url: str, names: ClusterNames, prefix: str | None = None) -> None:
+    """Best effort: delete the cluster's topics (or all with ``prefix``) on the broker."""
     base = f"{admin_url}/admin/v2"
+    prefix = (
+        prefix if prefix is not None else f"persistent://{names.tenant_namespace}/{names.cluster}-"
+    )
     try:
-        topics = json.loads(admin_request("GET", f"{base}/namespaces/{names.tenant_namespace}"))
-        for topic in topics:
-            admin_request("DELETE", f"{base}/{topic_path(topic)}?force=true")
-        admin_request("DELETE", f"{base}/namespaces/{names.tenant_namespace}")
+        listing = admin_request("GET", f"{base}/namespaces/{names.tenant_namespace}/topics")
+        for topic in json.loads(listing):
+            if topic.startswith(prefix):
+                admin_request("DELETE", f"{base}/{topic_path(topic)}?force=true")
     except (urllib.error.URLError, OSError, ValueError):
         pass
+
+
+def _delete_namespace(admin_url: str, names: ClusterNames) -> None:
+    """Best effort: topics first (a namespace with topics cannot be deleted)."""
+    _delete_topics(admin_url, names, prefix="")
+    with contextlib.suppress(urllib.error.URLError, OSError):
+        admin_request("DELETE", f"{admin_url}/admin/v2/namespaces/{names.tenant_namespace}")
 
 
 def test_namespace_is_created_with_policies(admin_url: str) -> None:
