@@ -72,7 +72,10 @@ def encode_record(spec: FunctionSpec | None, member: str, write_id: str) -> byte
     if spec is None:
         record["deleted"] = True
     else:
-        record["spec"] = spec.to_public()
+        # Every field (to_public leaves some out); desired as its string value.
+        fields = {name: getattr(spec, name) for name in sorted(_SPEC_FIELDS)}
+        fields["desired"] = str(spec.desired)
+        record["spec"] = fields
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
 
 

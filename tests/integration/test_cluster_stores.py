@@ -33,7 +33,7 @@ from fsd.cluster.registry_topic import (
     TopicRegistry,
     encode_record,
 )
-from fsd.function_spec import FunctionSpec
+from fsd.function_spec import Desired, FunctionSpec
 from fsd.package_store import PackageStore
 from tests.helpers import EXAMPLES, free_port, unique, wait_for
 from tests.streams import client
@@ -103,10 +103,13 @@ def test_two_members_see_each_others_writes(names: ClusterNames, clients) -> Non
 
         changed = b.get("f1")
         changed.replicas = 4
+        changed.desired = Desired.STOPPED
+        changed.generation, changed.starts = 3, 2
         b.update(changed)
         assert b.get("f1").replicas == 4
         wait_for(lambda: a.get("f1").replicas == 4, 1.0, "member a to see the update")
-        assert a.get("f1").created_at == seen.created_at
+        assert a.get("f1") == changed  # every field, created_at kept
+        assert a.get("f1").desired is Desired.STOPPED
 
         b.add(spec("f0"))
         wait_for(lambda: names_of(a) == ["f0", "f1"], 1.0, "a to list both, by name")
