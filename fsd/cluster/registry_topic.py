@@ -31,6 +31,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pulsar
@@ -114,8 +115,15 @@ class TopicRegistry:
         topic: str,
         member: str = "",
         write_timeout: float = 5.0,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """Open the view (reads the topic to its end) and a producer.
+
+        ``on_change`` is called after every change the view applies, on the client's
+        thread: it must only wake the caller (e.g. write to a socketpair), not block.
+        """
         self.topic = topic
+        self._notify = on_change
         self.member = member
         self.write_timeout = write_timeout
         self._lock = threading.Lock()
@@ -165,6 +173,11 @@ class TopicRegistry:
             if write_id in self._waiting:
                 self._seen.add(write_id)
                 self._applied.notify_all()
+        if self._notify is not None:
+            try:
+                self._notify()
+            except Exception as exc:  # the caller's bug must not stop the view
+                log.warning("registry on_change failed", error=str(exc))
 
     @property
     def version(self) -> int:

@@ -279,16 +279,23 @@ def test_delete_marker_alone_means_deleted(names: ClusterNames, clients) -> None
         live.close()
 
 
-def test_all_is_served_from_memory(names: ClusterNames, clients) -> None:
-    reg = TopicRegistry(clients[0], names.registry)
+def test_all_is_served_from_memory_and_changes_are_signalled(names: ClusterNames, clients) -> None:
+    woken = threading.Event()
+    reg = TopicRegistry(clients[0], names.registry, on_change=woken.set)
+    other = TopicRegistry(clients[1], names.registry)
     try:
         reg.add(spec("f"))
         version = reg.version
         for _ in range(1000):  # a network round trip each would take seconds
             assert len(reg.all()) == 1
         assert reg.version == version
+        woken.clear()
+        other.update(spec("f", replicas=5))
+        assert woken.wait(1.0), "a change by another member should wake this one"
+        assert reg.version > version and reg.get("f").replicas == 5
     finally:
         reg.close()
+        other.close()
 
 
 # -- packages ----------------------------------------------------------------
