@@ -14,7 +14,8 @@ class AdminError(Exception):
     """The admin API refused or could not be reached; the message says which call."""
 
 
-def _request(method: str, url: str, body: object | None = None, timeout: float = 5.0) -> bytes:
+def admin_request(method: str, url: str, body: object | None = None, timeout: float = 5.0) -> bytes:
+    """One admin REST call with an optional JSON body; the response body (raises HTTPError)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -28,14 +29,14 @@ def enable_deduplication(admin_url: str, topic: str, timeout: float = 30.0) -> N
     base = f"{admin_url.rstrip('/')}/admin/v2/{topic_path(topic)}"
     try:
         try:
-            _request("PUT", base)  # create the topic so it can carry a policy
+            admin_request("PUT", base)  # create the topic so it can carry a policy
         except urllib.error.HTTPError as exc:
             if exc.code != 409:  # 409: it exists already
                 raise
-        _request("POST", f"{base}/deduplicationEnabled", True)
+        admin_request("POST", f"{base}/deduplicationEnabled", True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if json.loads(_request("GET", f"{base}/deduplicationEnabled") or b"null") is True:
+            if json.loads(admin_request("GET", f"{base}/deduplicationEnabled") or b"null") is True:
                 return
             time.sleep(0.2)
     except (urllib.error.URLError, OSError, ValueError) as exc:

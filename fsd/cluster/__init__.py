@@ -1,0 +1,1 @@
+"""Cluster mode: the stores, membership and scheduling that several fsd share through Pulsar."""
