@@ -112,7 +112,7 @@ def test_a_replica_killed_during_the_stream_loses_no_count(
     )
     os.kill(victim["pid"], signal.SIGKILL)
     producer.join(120)
-    wait_for(lambda: a.replicas(name)[victim["index"]]["restarts"] >= 1, 30, "the restart")
+    wait_for(lambda: a.replicas(name)[victim["replica"]]["restarts"] >= 1, 30, "the restart")
     expected = _expected(lines)
     total = sum(expected.values())
 
