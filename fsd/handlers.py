@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -47,6 +49,21 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "state": h.state,
         "logs": h.logs,
     }
+
+
+@contextlib.contextmanager
+def _state_errors(name: str) -> Iterator[None]:
+    """A state store's errors as replies: locked -> busy, anything else -> unavailable."""
+    from fsworker.state_store import StateBusy, StateError
+
+    try:
+        yield
+    except StateBusy:
+        raise HandlerError(
+            ErrorCode.BUSY, f"state of {name} is locked by a running batch; try again"
+        ) from None
+    except StateError as exc:
+        raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
 
 
 def _require_name(args: dict[str, Any]) -> str:
@@ -225,68 +242,54 @@ class _Handlers:
         Never holds fsd's loop for long: a put or delete waits at most
         STATE_LOCK_WAIT_MS for a running batch's lock, then answers busy.
         """
-        from fsworker.state_store import StateBusy, StateError, StateTransaction
+        from fsworker.state_store import StateTransaction
 
         name = _require_name(args)
         # fsd/request_validation.py checked op, key, value, prefix and limit.
         op = args["op"]
         key = args.get("key")
-        store = self._state_store(name)
-        try:
-            if op == "get":
-                return {"key": key, "value": store.get(key)}
-            if op in ("put", "delete"):
-                value = args.get("value")
-                tx = StateTransaction(store)
-                if op == "put":
-                    tx.put(key, value)
-                else:
-                    tx.delete(key)
-                tx.commit()
-                return {"key": key, "value": value if op == "put" else None}
-            if op == "list":
-                prefix = args.get("prefix") or b""
-                limit = args.get("limit") or 100
-                return [{"key": k, "value": v} for k, v in store.scan(prefix, limit)]
-            raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT, f"state op must be get, put, delete or list: {op!r}"
-            )
-        except StateBusy:
-            raise HandlerError(
-                ErrorCode.BUSY, f"state of {name} is locked by a running batch; try again"
-            ) from None
-        except StateError as exc:
-            raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
-        finally:
-            store.close()
+        with _state_errors(name):
+            store = self._state_store(name)
+            try:
+                if op == "get":
+                    return {"key": key, "value": store.get(key)}
+                if op in ("put", "delete"):
+                    value = args.get("value")
+                    tx = StateTransaction(store)
+                    if op == "put":
+                        tx.put(key, value)
+                    else:
+                        tx.delete(key)
+                    tx.commit()
+                    return {"key": key, "value": value if op == "put" else None}
+                if op == "list":
+                    prefix = args.get("prefix") or b""
+                    limit = args.get("limit") or 100
+                    return [{"key": k, "value": v} for k, v in store.scan(prefix, limit)]
+                raise HandlerError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"state op must be get, put, delete or list: {op!r}",
+                )
+            finally:
+                store.close()
 
     def _state_store(self, name: str) -> StateStore:
         """The function's state store, opened to wait briefly for locks; NOT_FOUND if none."""
-        from fsworker.state_store import StateBusy, StateError, open_state_store
+        from fsworker.state_store import open_state_store
 
         url = self.d.config.state_url
         db = self.d.state_path(name)
         registered = self.d.functions.registry.get(name) is not None
         if not url and not registered and not db.exists():
             raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
-        try:
-            store = open_state_store(name, path=db, url=url, lock_timeout_ms=STATE_LOCK_WAIT_MS)
-        except StateBusy:
-            raise HandlerError(
-                ErrorCode.BUSY, f"state of {name} is locked by a running batch; try again"
-            ) from None
-        except StateError as exc:
-            raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
+        store = open_state_store(name, path=db, url=url, lock_timeout_ms=STATE_LOCK_WAIT_MS)
         # In PostgreSQL a deleted function's kept state is its rows.
-        if url and not registered:
-            try:
-                found = bool(store.scan(b"", 1))
-            except StateError as exc:
-                store.close()
-                raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
-            if not found:
-                store.close()
+        try:
+            if url and not registered and not store.scan(b"", 1):
                 raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def logs(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -45,19 +45,21 @@ def _counts(fsd: Fsd, name: str) -> dict[str, int]:
     return {item["key"]: int(item["value"]) for item in listed}
 
 
-def _processed(hosts: list[Fsd], name: str) -> int:
-    return sum(r["processed"] for host in hosts for r in host.replicas(name))
+def _wordcount_on_each(hosts: list[Fsd], prefix: str) -> tuple[str, str, str]:
+    """The same function (name, topics, so subscription) with 2 replicas on every host."""
+    name, inp, out = unique(prefix), unique("lines"), unique("counts")
+    for host in hosts:
+        created = host.ctl("create", "-n", name, "-a", WORDCOUNT, "-i", inp, "-o", out,
+                           "-r", "2")  # fmt: skip
+        assert created.returncode == 0, created.stderr
+    return name, inp, out
 
 
 def test_wordcount_on_two_hosts_counts_exactly_in_postgresql(
     two_hosts: list[Fsd], pulsar_url: str, postgres_url: str
 ):
     a, b = two_hosts
-    name, inp, out = unique("pgwc"), unique("lines"), unique("counts")
-    for host in two_hosts:
-        created = host.ctl("create", "-n", name, "-a", WORDCOUNT, "-i", inp, "-o", out,
-                           "-r", "2")  # fmt: skip
-        assert created.returncode == 0, created.stderr
+    name, inp, out = _wordcount_on_each(two_hosts, "pgwc")
     lines = _lines(6000, seed=23)
     _produce_lines(pulsar_url, inp, lines)
     expected = dict(_expected(lines))
@@ -96,11 +98,7 @@ def test_a_replica_killed_during_the_stream_loses_no_count(
     two_hosts: list[Fsd], pulsar_url: str, postgres_url: str
 ):
     a, b = two_hosts
-    name, inp, out = unique("pgkill"), unique("lines"), unique("counts")
-    for host in two_hosts:
-        created = host.ctl("create", "-n", name, "-a", WORDCOUNT, "-i", inp, "-o", out,
-                           "-r", "2")  # fmt: skip
-        assert created.returncode == 0, created.stderr
+    name, inp, _out = _wordcount_on_each(two_hosts, "pgkill")
     lines = _lines(12_000, seed=31)
     producer = threading.Thread(target=_produce_lines, args=(pulsar_url, inp, lines))
     producer.start()
