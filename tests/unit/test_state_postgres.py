@@ -108,9 +108,7 @@ def test_add_to_non_integer_is_a_state_error(postgres_url, function):
     store.close()
 
 
-def test_concurrent_adds_are_serialized_and_every_returned_count_is_exact(
-    postgres_url, function
-):
+def test_concurrent_adds_are_serialized_and_every_returned_count_is_exact(postgres_url, function):
     threads_n, per_thread = 4, 40
     returned: list[int] = []
     errors: list[BaseException] = []
