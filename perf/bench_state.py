@@ -42,6 +42,7 @@ BATCH = 100
 
 def measure(store: StateStore, tmp: Path) -> dict[str, float]:
     """Per-message and per-batch costs of state on one store."""
+    tmp.mkdir(parents=True, exist_ok=True)
     engine = new_engine()
     module = module_cache.load(engine, fx.write(tmp, "cost", fx.HOST_COST), tmp / "cache")
     host = HostContext({}, store)
