@@ -43,6 +43,7 @@ class ErrorCode(enum.StrEnum):
     ALREADY_EXISTS = "already_exists"
     CONFLICT = "conflict"  # the current state forbids the action
     UNAVAILABLE = "unavailable"  # e.g. the broker is not ready
+    BUSY = "busy"  # a resource is held for a moment (e.g. state locked by a batch): retry
     INTERNAL = "internal"
 
 

@@ -53,6 +53,12 @@ SETTINGS: list[Setting] = [
     Setting("pulsar_port", int, "Embedded broker: binary protocol port.", 6650),
     Setting("pulsar_web_port", int, "Embedded broker: admin HTTP port.", 8080),
     Setting("pulsar_heap", str, "Embedded broker: JVM -Xmx.", "512m"),
+    Setting(
+        "state_url",
+        str,
+        "PostgreSQL URL (postgresql://user@host:5432/db) of a state store shared by hosts; "
+        "without it state is SQLite under state_dir (docs/state.md).",
+    ),
     Setting("stop_timeout", float, "Seconds a worker gets to drain after SIGTERM.", 10.0),
     Setting(
         "heartbeat_timeout", float, "Seconds without a heartbeat before a worker is hung.", 10.0
@@ -125,6 +131,7 @@ class FsdConfig:
     pulsar_port: int = 6650
     pulsar_web_port: int = 8080
     pulsar_heap: str = "512m"
+    state_url: str | None = None  # None: SQLite per function under state_dir
     stop_timeout: float = 10.0
     heartbeat_timeout: float = 10.0
     ready_timeout: float = 60.0
@@ -182,6 +189,13 @@ class FsdConfig:
             raise ConfigError(
                 f"pulsar_admin_url must start with http:// or https://, "
                 f"got {self.pulsar_admin_url!r}"
+            )
+        if self.state_url and not self.state_url.startswith(("postgresql://", "postgres://")):
+            # Never echo the whole URL: it may hold a password.
+            scheme = self.state_url.split(":", 1)[0]
+            raise ConfigError(
+                "state_url must be a PostgreSQL URL such as postgresql://user@host:5432/db, "
+                f"got a URL starting with {scheme!r}"
             )
         if not self.endpoint.startswith(("ipc://", "tcp://")):
             raise ConfigError(

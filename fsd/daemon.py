@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,10 +137,17 @@ class Daemon:
         return self.cluster.views(name, local) if self.cluster is not None else local
 
     def purge_state(self, name: str) -> None:
-        """Remove a deleted function's state ('fsctl delete --purge')."""
-        db = self.state_path(name)
-        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-            path.unlink(missing_ok=True)
+        """Remove a deleted function's state ('fsctl delete --purge'); StateError if it cannot."""
+        from fsworker.state_store import open_state_store
+
+        url = self.config.state_url
+        if not url and not self.state_path(name).exists():
+            return
+        store = open_state_store(name, path=self.state_path(name), url=url, lock_timeout_ms=200)
+        try:
+            store.purge()
+        finally:
+            store.close()
 
     def _busy(self, name: str) -> str | None:
         runtime = self.supervisor.functions.get(name)
@@ -183,14 +191,35 @@ class Daemon:
             log_level=self.config.log_level,
             config=dict(spec.config),
             options=dict(spec.options),
-            state_path=str(self.state_path(spec.name)),
+            # A shared PostgreSQL store (state_url) wins over the per-host SQLite file.
+            state_path=None if self.config.state_url else str(self.state_path(spec.name)),
+            state_url=self.config.state_url,
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
             stop_timeout=self.config.stop_timeout,
         )
 
+    def _check_state_store(self) -> str | None:
+        """At start: None if the state store is usable, else the one-line reason."""
+        if not self.config.state_url:
+            return None
+        from fsworker.state_postgres import check_reachable
+        from fsworker.state_store import StateError
+
+        try:
+            check_reachable(self.config.state_url)
+        except StateError as exc:
+            return str(exc)
+        return None
+
     def run(self) -> int:
         """Start everything, serve until SIGTERM/SIGINT, stop everything; return exit code."""
+        # Before anything starts: replicas could not keep state without the store.
+        problem = self._check_state_store()
+        if problem is not None:
+            log.error(problem)
+            print(f"fsd: {problem}", file=sys.stderr, flush=True)
+            return 1
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -16,6 +18,7 @@ from fsd.replica_state import ReplicaState
 
 if TYPE_CHECKING:
     from fsd.daemon import Daemon
+    from fsworker.state_store import StateStore
 
 log = structlog.get_logger("fsd.handlers")
 
@@ -24,6 +27,8 @@ VERSION = "0.1.0"
 CREATE_READY_TIMEOUT = 60.0
 # How long a module may take to compile (an 18 MB component: a few seconds here).
 COMPILE_TIMEOUT = 120.0
+# How long `fsctl state put/delete` waits for a running batch's state lock (fsd's loop waits).
+STATE_LOCK_WAIT_MS = 200
 
 
 def make_handlers(daemon: Daemon) -> dict[str, Handler]:
@@ -45,6 +50,21 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "logs": h.logs,
         "members": h.members,
     }
+
+
+@contextlib.contextmanager
+def _state_errors(name: str) -> Iterator[None]:
+    """A state store's errors as replies: locked -> busy, anything else -> unavailable."""
+    from fsworker.state_store import StateBusy, StateError
+
+    try:
+        yield
+    except StateBusy:
+        raise HandlerError(
+            ErrorCode.BUSY, f"state of {name} is locked by a running batch; try again"
+        ) from None
+    except StateError as exc:
+        raise HandlerError(ErrorCode.UNAVAILABLE, str(exc)) from None
 
 
 def _require_name(args: dict[str, Any]) -> str:
@@ -217,7 +237,8 @@ class _Handlers:
             if self.d.replica_views(name):
                 return None
             if purge:
-                self.d.purge_state(name)
+                with _state_errors(name):
+                    self.d.purge_state(name)
             return {"deleted": name, "stopped_pids": pids, "state_purged": purge}
 
         # The supervisor kills after stop_timeout, so this always completes.
@@ -228,38 +249,60 @@ class _Handlers:
         )
 
     def state(self, args: dict[str, Any]) -> Any:
-        """get / put / delete / list a function's state (also after delete, until purged)."""
-        from fsworker.state_store import SqliteStateStore, StateTransaction
+        """get / put / delete / list a function's state (also after delete, until purged).
+
+        Never holds fsd's loop for long: a put or delete waits at most
+        STATE_LOCK_WAIT_MS for a running batch's lock, then answers busy.
+        """
+        from fsworker.state_store import StateTransaction
 
         name = _require_name(args)
-        db = self.d.state_path(name)
-        if self.d.functions.registry.get(name) is None and not db.exists():
-            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
         # fsd/request_validation.py checked op, key, value, prefix and limit.
         op = args["op"]
         key = args.get("key")
-        store = SqliteStateStore(db)
+        with _state_errors(name):
+            store = self._state_store(name)
+            try:
+                if op == "get":
+                    return {"key": key, "value": store.get(key)}
+                if op in ("put", "delete"):
+                    value = args.get("value")
+                    tx = StateTransaction(store)
+                    if op == "put":
+                        tx.put(key, value)
+                    else:
+                        tx.delete(key)
+                    tx.commit()
+                    return {"key": key, "value": value if op == "put" else None}
+                if op == "list":
+                    prefix = args.get("prefix") or b""
+                    limit = args.get("limit") or 100
+                    return [{"key": k, "value": v} for k, v in store.scan(prefix, limit)]
+                raise HandlerError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"state op must be get, put, delete or list: {op!r}",
+                )
+            finally:
+                store.close()
+
+    def _state_store(self, name: str) -> StateStore:
+        """The function's state store, opened to wait briefly for locks; NOT_FOUND if none."""
+        from fsworker.state_store import open_state_store
+
+        url = self.d.config.state_url
+        db = self.d.state_path(name)
+        registered = self.d.functions.registry.get(name) is not None
+        if not url and not registered and not db.exists():
+            raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+        store = open_state_store(name, path=db, url=url, lock_timeout_ms=STATE_LOCK_WAIT_MS)
+        # In PostgreSQL a deleted function's kept state is its rows.
         try:
-            if op == "get":
-                return {"key": key, "value": store.get(key)}
-            if op in ("put", "delete"):
-                value = args.get("value")
-                tx = StateTransaction(store)
-                if op == "put":
-                    tx.put(key, value)
-                else:
-                    tx.delete(key)
-                tx.commit()
-                return {"key": key, "value": value if op == "put" else None}
-            if op == "list":
-                prefix = args.get("prefix") or b""
-                limit = args.get("limit") or 100
-                return [{"key": k, "value": v} for k, v in store.scan(prefix, limit)]
-            raise HandlerError(
-                ErrorCode.INVALID_ARGUMENT, f"state op must be get, put, delete or list: {op!r}"
-            )
-        finally:
+            if url and not registered and not store.scan(b"", 1):
+                raise HandlerError(ErrorCode.NOT_FOUND, f"function '{name}' does not exist")
+        except BaseException:
             store.close()
+            raise
+        return store
 
     def logs(self, args: dict[str, Any]) -> dict[str, Any]:
         """A function's worker log lines: the last N, or what came after a cursor (-f)."""

@@ -33,7 +33,7 @@ from fsworker.module_check import InvalidModule, ModuleKind, classify
 from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
 from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
 from fsworker.sandbox import Sandbox
-from fsworker.state_store import SqliteStateStore
+from fsworker.state_store import StateError, StateStore, open_state_store
 
 log = structlog.get_logger("fsworker")
 
@@ -95,7 +95,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
             raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
         scratch = Path(tempfile.mkdtemp(prefix=f"fsworker-{spec.function}-{spec.replica}-"))
         _SCRATCH_DIRS.append(scratch)  # removed at exit: the stdio lane's stdin/stdout files
-        store = SqliteStateStore(Path(spec.state_path)) if spec.state_path else None
+        store = _open_store(spec)
         host = HostContext(spec.config, store)
         sandbox = Sandbox.from_options(options)
         log.info("sandbox", granted=sandbox.describe())
@@ -141,6 +141,17 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         log.warning("error while closing the Pulsar client", error=str(exc))
     log.info("stopped", **loop.counters.as_dict())
     return WorkerExit.OK if parent_alive(spec.parent_pid) else WorkerExit.PARENT_GONE
+
+
+def _open_store(spec: WorkerSpec) -> StateStore | None:
+    """The function's state store: PostgreSQL (state_url), SQLite (state_path) or none."""
+    if not spec.state_url and not spec.state_path:
+        return None
+    try:
+        return open_state_store(spec.function, path=spec.state_path, url=spec.state_url)
+    except StateError as exc:
+        # Unreachable PostgreSQL is usually passing: restart with backoff.
+        raise WorkerFailure(WorkerExit.CRASH, str(exc)) from None
 
 
 def _crash_after_publish() -> None:

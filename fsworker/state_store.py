@@ -1,7 +1,10 @@
 """Function state: a small key-value store behind an interface, SQLite by default.
 
-One database per function under fsd's state dir, in WAL mode, shared by that
-function's replicas on the host (and read by fsd for ``fsctl state``).
+Two backends: SQLite (this module), one database per function under fsd's
+state dir, in WAL mode, shared by that function's replicas on the host (and
+read by fsd for ``fsctl state``); and PostgreSQL (fsworker/state_postgres.py),
+one table shared by every host, when fsd has a ``state_url``.
+``open_state_store`` picks one.
 
 Each batch's state is one serializable transaction: the first state access
 of a batch takes the database's write lock (``BEGIN IMMEDIATE``), writes go
@@ -38,8 +41,12 @@ class StateError(Exception):
     """A state operation the guest asked for cannot be done (e.g. add to a non-integer)."""
 
 
+class StateBusy(StateError):
+    """The function's state stayed locked (by another replica's batch) past the wait allowed."""
+
+
 class StateStore(Protocol):
-    """What a backend provides. SQLite is the only one today."""
+    """What a backend provides: SQLite (one host) or PostgreSQL (shared by hosts)."""
 
     def get(self, key: bytes) -> bytes | None:
         """The committed value, or None when the key is missing."""
@@ -59,6 +66,10 @@ class StateStore(Protocol):
 
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         """Keys with a prefix, in key order, at most ``limit``."""
+        ...
+
+    def purge(self) -> None:
+        """Remove all of the function's state (``fsctl delete --purge``)."""
         ...
 
     def close(self) -> None:
@@ -122,9 +133,9 @@ class SqliteStateStore:
             except sqlite3.OperationalError:
                 attempt += 1
                 if time.monotonic() >= deadline:
-                    raise StateError(
+                    raise StateBusy(
                         f"state database {self.path} stayed locked for "
-                        f"{self._busy_timeout_s:.0f} s (another replica holds it)"
+                        f"{self._busy_timeout_s * 1000:.0f} ms (another replica's batch holds it)"
                     ) from None
                 time.sleep(min(0.01 * attempt, 0.2))
         self._in_transaction = True
@@ -166,8 +177,35 @@ class SqliteStateStore:
         ).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
 
+    def purge(self) -> None:
+        """Delete the database files (the store is closed after this)."""
+        self._db.close()
+        for name in (self.path.name, self.path.name + "-wal", self.path.name + "-shm"):
+            self.path.with_name(name).unlink(missing_ok=True)
+
     def close(self) -> None:
         self._db.close()
+
+
+def open_state_store(
+    function: str,
+    *,
+    path: str | Path | None = None,
+    url: str | None = None,
+    lock_timeout_ms: int = 10_000,
+) -> StateStore:
+    """The function's store: PostgreSQL when ``url`` is given, else SQLite at ``path``.
+
+    ``lock_timeout_ms`` is how long ``begin`` waits for another batch's lock
+    before it raises StateBusy (fsd's ``fsctl state`` waits only briefly).
+    """
+    if url:
+        from fsworker.state_postgres import PostgresStateStore
+
+        return PostgresStateStore(url, function, lock_timeout_ms=lock_timeout_ms)
+    if path is None:
+        raise StateError(f"function {function} has no state store: give a path or a state_url")
+    return SqliteStateStore(Path(path), busy_timeout_ms=lock_timeout_ms)
 
 
 _MISSING = object()

@@ -12,6 +12,8 @@ need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# A real PostgreSQL server for the state-store tests (tests/postgres.py runs initdb + pg_ctl).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if (( ${#need_apt[@]} )); then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2
     $SUDO apt-get update -qq

@@ -51,3 +51,7 @@ def fsd(workdir: Path, pulsar_url: str) -> Iterator[Fsd]:
     yield daemon
     if daemon.proc is not None and daemon.proc.poll() is None:
         daemon.stop()
+
+
+# A real PostgreSQL for the state-store tests (tests/postgres.py).
+from tests.postgres import postgres_url  # noqa: E402, F401
