@@ -104,7 +104,7 @@ class Daemon:
             no_state=(
                 "in cluster mode state must be shared by every member: start every fsd "
                 "with --state-url postgresql://... (docs/state.md)"
-                if self.config.cluster and not getattr(self.config, "state_url", None)
+                if self.config.cluster and not self.config.state_url
                 else None
             ),
         )

@@ -14,15 +14,15 @@ from typing import Any
 
 import pulsar
 import structlog
+
+from fscommon.logs import silent_pulsar_logger
+from fsd.broker_admin import AdminError
 from fsd.cluster.admin import ensure_namespace
 from fsd.cluster.agent import ClusterAgent, ClusterView
 from fsd.cluster.naming import ClusterNameInvalid, ClusterNames
 from fsd.cluster.packages_topic import PackageError, PackageFetcher, PackageTopicStore
 from fsd.cluster.registry_topic import RegistryUnavailable, TopicRegistry
 from fsd.cluster.scheduler import ClusterFunction
-
-from fscommon.logs import silent_pulsar_logger
-from fsd.broker_admin import AdminError
 from fsd.config import FsdConfig
 from fsd.function_spec import Desired, FunctionSpec
 from fsd.package_store import PackageStore
