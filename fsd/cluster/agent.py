@@ -27,6 +27,7 @@ listening, and may fence only after member_timeout of listening.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -481,10 +482,8 @@ class ClusterAgent:
     def _close_io(self) -> None:
         for closable in (self._producer, self._members_reader, self._assignments):
             if closable is not None:
-                try:
+                with contextlib.suppress(Exception):
                     closable.close()
-                except Exception:
-                    pass
 
 
 def _cpu_percent() -> float:

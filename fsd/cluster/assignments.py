@@ -18,6 +18,7 @@ in its term.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,5 @@ class AssignmentReader:
 
     def close(self) -> None:
         """Close the reader (errors ignored: we are leaving)."""
-        try:
+        with contextlib.suppress(Exception):
             self._reader.close()
-        except Exception:
-            pass

@@ -19,6 +19,7 @@ so "silent" always means silence it observed.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -129,7 +130,5 @@ class Leadership:
         """Close the producer so another member can take it (errors ignored)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
+            with contextlib.suppress(Exception):
                 producer.close()
-            except Exception:
-                pass
