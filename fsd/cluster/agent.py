@@ -219,21 +219,22 @@ class ClusterAgent:
         self._leave()
 
     def _loop_once(self) -> None:
+        self._read_members(int(self._tick * 1000))
         now = self._clock()
         gap = now - self._last_loop
         if gap > self._stall:
-            # We were not running (SIGSTOP, swap): that silence is ours, not theirs.
-            self._table.shift(gap)
+            # We were not running (SIGSTOP, swap) somewhere since the last loop, most
+            # likely inside the read: that silence is ours, not theirs. Heartbeats
+            # read since we woke are newer than now - gap / 2 and keep their time.
+            self._table.shift(gap, seen_before=now - gap / 2)
             self._watch_start += gap
             if self._exclusive_failing_since is not None:
                 self._exclusive_failing_since += gap
             log.warning("cluster agent was paused", member_id=self.member_id, seconds=gap)
-        self._read_members(int(self._tick * 1000))
         assert self._assignments is not None
         if self._assignments.poll(0):
             self._on_record(self._assignments.latest)
         now = self._clock()
-        self._last_loop = now
         live = self._judge(now)
         with self._lock:
             functions, version = self._functions, self._functions_version
@@ -246,6 +247,7 @@ class ClusterAgent:
         if now >= self._next_heartbeat:
             self._heartbeat(now)
         self._publish_view(live)
+        self._last_loop = self._clock()
 
     def _read_members(self, first_wait_ms: int) -> None:
         import pulsar

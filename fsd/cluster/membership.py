@@ -116,14 +116,16 @@ class MemberTable:
         """A tombstone: the member left cleanly. True if it was known."""
         return self._seen.pop(member_id, None) is not None
 
-    def shift(self, paused: float) -> None:
+    def shift(self, paused: float, seen_before: float) -> None:
         """This process was not running for ``paused`` seconds (SIGSTOP, a stall).
 
         Time we did not watch is not counted against anyone: a member is only
-        judged silent for silence we could have observed.
+        judged silent for silence we could have observed. Only heartbeats that
+        arrived before ``seen_before`` (before the pause) are moved.
         """
         for seen in self._seen.values():
-            seen.at += paused
+            if seen.at < seen_before:
+                seen.at += paused
 
     def live(self, now: float) -> dict[str, MemberInfo]:
         """Members heard from within member_timeout, by id (sorted)."""

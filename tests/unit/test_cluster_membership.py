@@ -58,9 +58,12 @@ def test_our_own_pause_is_not_counted_against_others() -> None:
     table = MemberTable(TIMEOUT)
     table.observe(beat("a", 1), now=0.0)
     table.observe(beat("b", 1), now=-8.0)  # already silent 8 s before we paused
-    table.shift(30.0)  # we were stopped for 30 s
-    assert sorted(table.live(31.0)) == ["a", "b"]
-    assert list(table.live(32.5)) == ["a"]  # b's 8 s + 2.5 s observed: 10.5 s silent
+    table.observe(beat("c", 1), now=30.5)  # read after we woke
+    table.shift(30.0, seen_before=16.0)  # we were stopped for about 30 s
+    assert sorted(table.live(31.0)) == ["a", "b", "c"]
+    assert list(table.live(32.5)) == ["a", "c"]  # b's 8 s + 2.5 s observed: 10.5 s silent
+    assert list(table.live(40.0)) == ["c"]  # a: heard at 0, plus 30 s asleep, plus 10 s
+    assert table.live(40.5) == {}  # c was not shifted: 10 s since it arrived
 
 
 def test_live_is_sorted_and_carries_the_latest_info() -> None:
