@@ -147,6 +147,7 @@ class ClusterAgent:
         self._live_ids: frozenset[str] = frozenset()
         self._exclusive_failing_since: float | None = None
         self._errors: list[str] = []
+        self._error_seen: dict[str, float] = {}
         self._producer: Any = None
         self._members_reader: Any = None
         self._assignments: AssignmentReader | None = None
@@ -213,8 +214,8 @@ class ClusterAgent:
             try:
                 self._loop_once()
             except Exception as exc:  # one bad tick must not end membership
-                self._error(f"cluster agent tick failed: {exc!r}")
-                log.exception("cluster agent tick failed", member_id=self.member_id)
+                if self._error(f"cluster agent tick failed: {exc!r}"):
+                    log.exception("cluster agent tick failed", member_id=self.member_id)
                 self._stopping.wait(self._tick)
         self._leave()
 
@@ -360,14 +361,27 @@ class ClusterAgent:
         )
         if action is ElectionAction.WAIT:
             return
-        if not self._leadership.acquire(action):
+        try:
+            acquired = self._leadership.acquire(action)
+        except Exception as exc:  # broker away: the next tick tries again
+            if self._error(f"cannot take the assignments producer: {exc!r}"):
+                log.warning(
+                    "cluster leadership attempt failed", member_id=self.member_id, error=repr(exc)
+                )
+            return
+        if not acquired:
             if self._exclusive_failing_since is None:
                 self._exclusive_failing_since = now
             return
         self._exclusive_failing_since = None
         assert self._assignments is not None
         # Nobody else can write now: what we read is the last word before our term.
-        self._assignments.catch_up()
+        try:
+            self._assignments.catch_up()
+        except Exception as exc:  # cannot know the latest epoch: do not lead blind
+            self._leadership.release()
+            self._error(f"cannot read {self._assignments_topic} after taking leadership: {exc!r}")
+            return
         self._on_record(self._assignments.latest)
         base = self._record
         self._epoch = (base.epoch if base else 0) + 1
@@ -380,7 +394,7 @@ class ClusterAgent:
             previous_leader=previous,
             reason="no live leader"
             if action is ElectionAction.TRY_EXCLUSIVE
-            else (f"fenced {previous}, silent for member_timeout"),
+            else f"fenced {previous or 'an unknown holder'}, silent for member_timeout",
         )
         self._inputs_done = None  # a new term always writes once, to state its epoch
         self._next_heartbeat = now  # tell the others now
@@ -421,6 +435,7 @@ class ClusterAgent:
             self._error(f"assignment not written: {exc!r}")
             return
         self._record = record
+        reason = self._reason(inputs, first_of_term)
         self._inputs_done = inputs
         changed = moves(before, after)
         log.info(
@@ -428,23 +443,24 @@ class ClusterAgent:
             member_id=self.member_id,
             epoch=self._epoch,
             revision=revision,
-            reason=self._reason(before, after, live, first_of_term),
+            reason=reason,
             moves=[
                 {"function": f, "replica": i, "from": old, "to": new} for f, i, old, new in changed
             ],
         )
 
-    @staticmethod
-    def _reason(
-        before: Assignment, after: Assignment, live: Mapping[str, MemberInfo], first: bool
-    ) -> str:
-        if first:
+    def _reason(self, inputs: tuple[frozenset[str], int], first: bool) -> str:
+        if first or self._inputs_done is None:
             return "new leadership term"
-        placed_on = {m for placed in before.values() for m in placed.values()}
-        gone = sorted(placed_on - set(live))
-        if gone:
-            return f"members gone: {', '.join(gone)}"
-        return "functions changed" if set(before) != set(after) or before else "members changed"
+        members, version = self._inputs_done
+        parts = []
+        if inputs[0] - members:
+            parts.append(f"members joined: {', '.join(sorted(inputs[0] - members))}")
+        if members - inputs[0]:
+            parts.append(f"members gone: {', '.join(sorted(members - inputs[0]))}")
+        if inputs[1] != version:
+            parts.append("functions changed")
+        return "; ".join(parts) or "retry"
 
     # -- view and teardown -------------------------------------------------
 
@@ -465,8 +481,15 @@ class ClusterAgent:
             errors=tuple(self._errors[-5:]),
         )
 
-    def _error(self, message: str) -> None:
+    def _error(self, message: str) -> bool:
+        """Keep a problem for the view; True if it is news (not repeated within 30 s)."""
+        now = self._clock()
+        last = self._error_seen.get(message)
+        self._error_seen[message] = now
+        if last is not None and now - last < 30.0:
+            return False
         self._errors = [*self._errors[-9:], message]
+        return True
 
     def _leave(self) -> None:
         if self._epoch:
