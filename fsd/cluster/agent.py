@@ -272,6 +272,11 @@ class ClusterAgent:
                 continue
             if info.member_id != self.member_id:
                 self._table.observe(info, self._clock())
+            elif info.incarnation != self._incarnation and self._error(
+                f"another process publishes heartbeats as member {self.member_id} "
+                f"(endpoint {info.endpoint}); give every fsd of the cluster its own member id"
+            ):
+                log.error("cluster member id in use twice", member_id=self.member_id)
 
     def _judge(self, now: float) -> dict[str, MemberInfo]:
         live = self._table.live(now)
