@@ -38,6 +38,7 @@ class AgentProc:
 
     def __init__(self, url: str, topics: tuple[str, str], member_id: str, workdir: Path) -> None:
         self.member_id = member_id
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{member_id}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -314,3 +315,21 @@ def test_the_broker_fences_the_old_holder_of_the_assignments_producer(
         for client in clients:
             client.close()
     assert [v.leader for v in read_assignments(pulsar_url, topics[1])] == ["old", "new"]
+
+
+def test_two_processes_with_one_member_id_are_reported(
+    pulsar_url: str, topics: tuple[str, str], workdir: Path
+) -> None:
+    first = AgentProc(pulsar_url, topics, "dup", workdir / "a")
+    second = AgentProc(pulsar_url, topics, "dup", workdir / "b")
+    try:
+        wait_for(
+            lambda: any(
+                "cluster member id in use twice" in p.log_events() for p in (first, second)
+            ),
+            10,
+            "a member to notice another process using its id",
+        )
+    finally:
+        first.close()
+        second.close()
