@@ -16,13 +16,10 @@ the agent the latest registry snapshot and this member's replica status
 4. if it does not lead: contend when leadership.decide() says so;
 5. heartbeat when due.
 
-Timings (defaults: heartbeat 2 s, member_timeout 10 s, loop tick <= 0.1 s):
-a member is judged gone member_timeout after the last heartbeat that
-arrived, at once after a clean stop (tombstone). A leader killed or paused is
-replaced within member_timeout + one tick (+ the broker round trips to take
-the producer and write); the new assignment is written in the same tick.
-A new member contends only after min(member_timeout, 3 heartbeats) of
-listening, and may fence only after member_timeout of listening.
+Timings (a member is gone member_timeout after its last heartbeat arrived, at
+once after a clean stop; a dead or paused leader is replaced member_timeout +
+one tick after its last heartbeat, and the new assignment written in that
+tick): docs/cluster.md, "Membership, leadership and scheduling".
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -51,49 +47,18 @@ from fsd.cluster.leadership import (
     LeadershipLost,
     decide,
 )
-from fsd.cluster.membership import (
-    HeartbeatInvalid,
-    MemberInfo,
-    MemberLoad,
-    MemberTable,
-    decode_heartbeat,
-    encode_heartbeat,
+from fsd.cluster.membership import MemberInfo, MemberLoad, MembersChannel, MemberTable
+from fsd.cluster.scheduler import (
+    Assignment,
+    ClusterFunction,
+    change_reason,
+    moves,
+    replicas_of,
+    schedule,
 )
-from fsd.cluster.scheduler import Assignment, ClusterFunction, moves, replicas_of, schedule
+from fsd.cluster.view import ClusterView, Problems
 
 log = structlog.get_logger("fsd.cluster")
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    """What this member knows of the cluster at one moment (immutable)."""
-
-    member_id: str
-    members: Mapping[str, MemberInfo] = field(default_factory=dict)  # live, this one included
-    leader_id: str | None = None
-    is_leader: bool = False
-    epoch: int = 0  # epoch of the assignment below (0: none yet)
-    assignment: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
-    mine: Mapping[str, frozenset[int]] = field(
-        default_factory=dict
-    )  # replicas this member must run
-    errors: tuple[str, ...] = field(default=())  # recent I/O problems, for status
-
-    def to_public(self) -> dict[str, Any]:
-        """A plain dict for JSON (fsctl, tests)."""
-        return {
-            "member_id": self.member_id,
-            "members": {m: info.to_public() for m, info in self.members.items()},
-            "leader_id": self.leader_id,
-            "is_leader": self.is_leader,
-            "epoch": self.epoch,
-            "assignment": {
-                name: {str(i): m for i, m in placed.items()}
-                for name, placed in self.assignment.items()
-            },
-            "mine": {name: sorted(indices) for name, indices in self.mine.items()},
-            "errors": list(self.errors),
-        }
 
 
 class ClusterAgent:
@@ -146,10 +111,8 @@ class ClusterAgent:
         self._inputs_done: tuple[frozenset[str], int] | None = None
         self._live_ids: frozenset[str] = frozenset()
         self._exclusive_failing_since: float | None = None
-        self._errors: list[str] = []
-        self._error_seen: dict[str, float] = {}
-        self._producer: Any = None
-        self._members_reader: Any = None
+        self._problems = Problems()
+        self._members: MembersChannel | None = None
         self._assignments: AssignmentReader | None = None
 
     # -- the main loop's side -------------------------------------------------
@@ -159,15 +122,8 @@ class ClusterAgent:
         import pulsar
 
         try:
-            self._producer = self._client.create_producer(
-                self._members_topic,
-                batching_enabled=False,
-                send_timeout_millis=max(1000, int(self._timeout * 1000)),
-                block_if_queue_full=False,
-            )
-            # Heartbeats only count when they arrive while we listen: history is not read.
-            self._members_reader = self._client.create_reader(
-                self._members_topic, pulsar.MessageId.latest
+            self._members = MembersChannel(
+                self._client, self._members_topic, self.member_id, self._timeout
             )
             self._assignments = AssignmentReader(self._client, self._assignments_topic)
             self._assignments.catch_up()
@@ -251,26 +207,15 @@ class ClusterAgent:
         self._last_loop = self._clock()
 
     def _read_members(self, first_wait_ms: int) -> None:
-        import pulsar
-
-        wait = first_wait_ms
-        while True:
-            try:
-                msg = self._members_reader.read_next(wait)
-            except pulsar.Timeout:
-                return
-            wait = 0
-            key, payload = msg.partition_key(), msg.data()
-            if not payload:
+        assert self._members is not None
+        received, problems = self._members.receive(first_wait_ms)
+        for problem in problems:
+            self._error(problem)
+        for key, info in received:
+            if info is None:
                 if key != self.member_id and self._table.leave(key):
                     log.info("cluster member left", member_id=self.member_id, left=key)
-                continue
-            try:
-                info = decode_heartbeat(payload)
-            except HeartbeatInvalid as exc:
-                self._error(str(exc))
-                continue
-            if info.member_id != self.member_id:
+            elif info.member_id != self.member_id:
                 self._table.observe(info, self._clock())
             elif info.incarnation != self._incarnation and self._error(
                 f"another process publishes heartbeats as member {self.member_id} "
@@ -312,10 +257,10 @@ class ClusterAgent:
 
     def _heartbeat(self, now: float) -> None:
         self._seq += 1
-        payload = encode_heartbeat(self._own_info())
         self._next_heartbeat = now + self._interval
         try:
-            self._producer.send_async(payload, self._sent, partition_key=self.member_id)
+            assert self._members is not None
+            self._members.send(self._own_info(), self._sent)
         except Exception as exc:  # queue full while the broker is away: next one retries
             self._error(f"heartbeat not sent: {exc!r}")
 
@@ -440,7 +385,11 @@ class ClusterAgent:
             self._error(f"assignment not written: {exc!r}")
             return
         self._record = record
-        reason = self._reason(inputs, first_of_term)
+        reason = (
+            "new leadership term"
+            if first_of_term or self._inputs_done is None
+            else change_reason(self._inputs_done, inputs)
+        )
         self._inputs_done = inputs
         changed = moves(before, after)
         log.info(
@@ -453,19 +402,6 @@ class ClusterAgent:
                 {"function": f, "replica": i, "from": old, "to": new} for f, i, old, new in changed
             ],
         )
-
-    def _reason(self, inputs: tuple[frozenset[str], int], first: bool) -> str:
-        if first or self._inputs_done is None:
-            return "new leadership term"
-        members, version = self._inputs_done
-        parts = []
-        if inputs[0] - members:
-            parts.append(f"members joined: {', '.join(sorted(inputs[0] - members))}")
-        if members - inputs[0]:
-            parts.append(f"members gone: {', '.join(sorted(members - inputs[0]))}")
-        if inputs[1] != version:
-            parts.append("functions changed")
-        return "; ".join(parts) or "retry"
 
     # -- view and teardown -------------------------------------------------
 
@@ -483,18 +419,12 @@ class ClusterAgent:
                 {n: MappingProxyType(dict(p)) for n, p in assignment.items()}
             ),
             mine=MappingProxyType(replicas_of(assignment, self.member_id)),
-            errors=tuple(self._errors[-5:]),
+            errors=self._problems.recent(),
         )
 
     def _error(self, message: str) -> bool:
-        """Keep a problem for the view; True if it is news (not repeated within 30 s)."""
-        now = self._clock()
-        last = self._error_seen.get(message)
-        self._error_seen[message] = now
-        if last is not None and now - last < 30.0:
-            return False
-        self._errors = [*self._errors[-9:], message]
-        return True
+        """Keep a problem for the view; True if it is news (worth a log line)."""
+        return self._problems.note(message, self._clock())
 
     def _leave(self) -> None:
         if self._epoch:
@@ -502,7 +432,8 @@ class ClusterAgent:
         self._leadership.release()
         self._epoch = 0
         try:
-            self._producer.send(b"", partition_key=self.member_id)  # tombstone
+            assert self._members is not None
+            self._members.send_tombstone()
         except Exception as exc:
             log.warning("cluster tombstone not written", member_id=self.member_id, error=repr(exc))
         self._close_io()
@@ -510,7 +441,7 @@ class ClusterAgent:
         log.info("cluster member left", member_id=self.member_id, left=self.member_id)
 
     def _close_io(self) -> None:
-        for closable in (self._producer, self._members_reader, self._assignments):
+        for closable in (self._members, self._assignments):
             if closable is not None:
                 with contextlib.suppress(Exception):
                     closable.close()

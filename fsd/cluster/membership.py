@@ -8,12 +8,15 @@ hosts are never compared. A clean shutdown publishes a tombstone (the key with
 an empty payload), which removes the member at once.
 
 :class:`MemberTable` is the pure bookkeeping (the clock is passed in), so the
-liveness rules are unit-tested with a fake clock; the agent does the I/O.
+liveness rules are unit-tested with a fake clock; :class:`MembersChannel` is
+the topic I/O, driven by the agent's thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,3 +137,67 @@ class MemberTable:
             for member_id, seen in sorted(self._seen.items())
             if now - seen.at < self.member_timeout
         }
+
+
+class MembersChannel:
+    """The members topic: this member's heartbeats out, everyone's in.
+
+    Heartbeats are read from *now* on, not from the topic's history: an old
+    heartbeat read at start would look fresh.
+    """
+
+    def __init__(self, client: Any, topic: str, member_id: str, send_timeout: float) -> None:
+        import pulsar
+
+        self._member_id = member_id
+        self._producer = client.create_producer(
+            topic,
+            batching_enabled=False,
+            send_timeout_millis=max(1000, int(send_timeout * 1000)),
+            block_if_queue_full=False,
+        )
+        try:
+            self._reader = client.create_reader(topic, pulsar.MessageId.latest)
+        except Exception:
+            self._producer.close()
+            raise
+
+    def send(self, info: MemberInfo, on_result: Callable[[Any, Any], None]) -> None:
+        """Publish a heartbeat without waiting; ``on_result`` runs on a client thread."""
+        self._producer.send_async(encode_heartbeat(info), on_result, partition_key=self._member_id)
+
+    def send_tombstone(self) -> None:
+        """Publish the empty payload that tells the others we left (waits for the broker)."""
+        self._producer.send(b"", partition_key=self._member_id)
+
+    def receive(self, first_wait_ms: int) -> tuple[list[tuple[str, MemberInfo | None]], list[str]]:
+        """What arrived, waiting up to ``first_wait_ms`` for the first message.
+
+        Returns (key, heartbeat or None for a tombstone) pairs in order, and a
+        description of each payload that was not a heartbeat.
+        """
+        import pulsar
+
+        received: list[tuple[str, MemberInfo | None]] = []
+        problems: list[str] = []
+        wait = first_wait_ms
+        while True:
+            try:
+                msg = self._reader.read_next(wait)
+            except pulsar.Timeout:
+                return received, problems
+            wait = 0
+            key, payload = msg.partition_key(), msg.data()
+            if not payload:
+                received.append((key, None))
+                continue
+            try:
+                received.append((key, decode_heartbeat(payload)))
+            except HeartbeatInvalid as exc:
+                problems.append(str(exc))
+
+    def close(self) -> None:
+        """Close producer and reader (errors ignored: we are leaving)."""
+        for closable in (self._producer, self._reader):
+            with contextlib.suppress(Exception):
+                closable.close()

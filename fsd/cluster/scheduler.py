@@ -94,3 +94,16 @@ def moves(
             if old.get(index) != new.get(index):
                 changed.append((name, index, old.get(index), new.get(index)))
     return changed
+
+
+def change_reason(before: tuple[frozenset[str], int], after: tuple[frozenset[str], int]) -> str:
+    """Why the leader recomputed, from (live member ids, functions version) before and after."""
+    (members, version), (now_members, now_version) = before, after
+    parts = []
+    if now_members - members:
+        parts.append(f"members joined: {', '.join(sorted(now_members - members))}")
+    if members - now_members:
+        parts.append(f"members gone: {', '.join(sorted(members - now_members))}")
+    if now_version != version:
+        parts.append("functions changed")
+    return "; ".join(parts) or "retry after a failed write"

@@ -13,7 +13,7 @@ from fsd.cluster.assignments import (
     decode_assignment,
     encode_assignment,
 )
-from fsd.cluster.scheduler import ClusterFunction, moves, replicas_of, schedule
+from fsd.cluster.scheduler import ClusterFunction, change_reason, moves, replicas_of, schedule
 
 F = ClusterFunction
 
@@ -124,3 +124,10 @@ def test_newer_than_orders_by_epoch_then_revision() -> None:
     assert AssignmentRecord("a", 1, 10).newer_than(old)
     assert not AssignmentRecord("a", 1, 9).newer_than(old)
     assert old.newer_than(None)
+
+
+def test_change_reason_names_what_changed() -> None:
+    ab, abc = frozenset({"a", "b"}), frozenset({"a", "b", "c"})
+    assert change_reason((abc, 1), (ab, 1)) == "members gone: c"
+    assert change_reason((ab, 1), (abc, 2)) == "members joined: c; functions changed"
+    assert change_reason((ab, 1), (ab, 1)) == "retry after a failed write"
