@@ -620,6 +620,8 @@ def info(ctx: Ctx, as_json: bool) -> None:
         return
     for key in ("version", "pid", "endpoint", "pulsar_url", "embedded_broker", "state_dir"):
         click.echo(f"{key}: {data.get(key)}")
+    if show.broker_line(data.get("broker")):
+        click.echo(show.broker_line(data.get("broker")))
 
 
 def _pulsar_url(ctx: Ctx, explicit: str | None) -> str:
