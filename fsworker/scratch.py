@@ -69,7 +69,13 @@ def remove_scratch_dirs(
 
 
 def pid_gone(pid: int) -> bool:
-    """True if no process has this pid (a zombie still counts as there)."""
+    """True if no process has this pid, or only its zombie (it can no longer use the dir)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            # The state follows the command name, which is in parentheses.
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
