@@ -46,7 +46,7 @@ class FunctionOptions:
     fuel: int | None = None  # wasm instructions (roughly) per message; off by default
     input_schema: str = "bytes"
     output_schema: str = "bytes"
-    json_schema: dict[str, Any] | None = None  # validates input when input_schema is json
+    json_schema: dict[str, Any] | None = None  # checks json input/output; output's topic schema
     avro_schema: str | None = None  # Avro schema (JSON text) for avro input/output
     pass_through: list[str] = field(default_factory=lambda: list(PASS_THROUGH))
     # WASI grants; nothing of the host is visible to the guest without them.
@@ -108,8 +108,8 @@ class FunctionOptions:
         if self.json_schema is not None:
             if not isinstance(self.json_schema, dict):
                 raise OptionError("json-schema must be a JSON object (a JSON Schema document)")
-            if self.input_schema != "json":
-                raise OptionError("json-schema needs --input-schema json")
+            if "json" not in (self.input_schema, self.output_schema):
+                raise OptionError("json-schema needs --input-schema json or --output-schema json")
         avro_used = "avro" in (self.input_schema, self.output_schema)
         if avro_used and not self.avro_schema:
             raise OptionError("an avro input or output schema needs --avro-schema FILE")

@@ -622,6 +622,8 @@ def info(ctx: Ctx, as_json: bool) -> None:
     for key in (*keys, "cluster", "member_id"):
         if key in keys or data.get(key) is not None:
             click.echo(f"{key}: {data.get(key)}")
+    if show.broker_line(data.get("broker")):
+        click.echo(show.broker_line(data.get("broker")))
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,6 +90,9 @@ def print_status(functions: list[dict[str, Any]]) -> None:
         click.echo("no functions")
         return
     table(headers, rows)
+    down = broker_line(functions[0].get("broker"))
+    if down and not down.startswith("broker: RUNNING"):
+        click.echo(down)
     for fn in functions:
         extra = []
         if fn.get("desired") == "stopped":
@@ -100,6 +104,23 @@ def print_status(functions: list[dict[str, Any]]) -> None:
         for r in fn["replicas"]:
             if r.get("last_error"):
                 click.echo(f"{fn['name']}/{r['replica']}: last error: {r['last_error']}")
+
+
+def broker_line(broker: dict[str, Any] | None) -> str | None:
+    """'broker: RESTARTING since 12:03:04 (25s ago), attempt 1' (None: no embedded broker)."""
+    if not broker:
+        return None
+    text = f"broker: {broker['state']}"
+    since = broker.get("down_since")
+    if since is not None:
+        ago = duration(max(0.0, time.time() - since))
+        text += f" since {time.strftime('%H:%M:%S', time.localtime(since))} ({ago} ago)"
+        text += f", attempt {broker.get('attempt')}"
+    if broker.get("retry_in") is not None:
+        text += f", next start in {broker['retry_in']:.0f}s"
+    if broker.get("last_error") and since is not None:
+        text += f"; last error: {broker['last_error']}"
+    return text
 
 
 def print_list(functions: list[dict[str, Any]]) -> None:

@@ -255,6 +255,22 @@ class EmbeddedPulsar:
         """True while the broker process runs."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The broker process's return code once it has exited (negative: the signal)."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL a broker that failed to start (no grace: it never served anyone)."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._pidfile().unlink(missing_ok=True)
+        self._proc = None
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
         proc = self._proc

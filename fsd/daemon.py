@@ -24,6 +24,7 @@ from fscommon.protocol import MAX_EVENT_BYTES, PROTOCOL_VERSION, ProtocolError, 
 from fscommon.worker_spec import WorkerSpec
 from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
+from fsd.broker_keeper import EmbeddedBrokerKeeper
 from fsd.config import FsdConfig
 from fsd.control_server import ControlServer, EndpointInUse, group_id, restrict_ipc_socket
 from fsd.function_spec import FunctionSpec
@@ -66,6 +67,7 @@ class Daemon:
         self._engines = {False: new_engine(fuel=False), True: new_engine(fuel=True)}
         self.compiler = ModuleCompiler(self._engines, self.compiled_dir, self.packages)
         self.broker: EmbeddedPulsar | None = None
+        self.broker_keeper: EmbeddedBrokerKeeper | None = None
         self.pulsar_url = config.pulsar_url or ""
         self.supervisor = Supervisor(
             self._worker_spec,
@@ -270,6 +272,8 @@ class Daemon:
                 self._ctx.term()
                 raise
             self.pulsar_url = self.broker.url
+            # From here on a dead broker is restarted step by step from the loop.
+            self.broker_keeper = EmbeddedBrokerKeeper(self.broker)
 
         events = self._ctx.socket(zmq.PULL)
         events.setsockopt(zmq.LINGER, 0)
@@ -343,10 +347,8 @@ class Daemon:
                             for name, rt in self.supervisor.functions.items()
                         ]
                     )
-                if self.broker is not None and not self.broker.alive() and not self._stop_requested:
-                    log.error("embedded Pulsar exited; restarting it")
-                    self.broker.start()
-                    self.broker.wait_ready()
+                if self.broker_keeper is not None and not self._stop_requested:
+                    self.broker_keeper.step()
                 if self._stop_requested and shutdown_deadline is None:
                     log.info("stopping: asking every worker to drain and exit")
                     notifier.stopping("draining workers")
@@ -368,6 +370,8 @@ class Daemon:
             self._transitions = None
             transitions_path.unlink(missing_ok=True)
             self._ctx.term()
+            if self.broker_keeper is not None:
+                self.broker_keeper.close()
             if self.broker is not None:
                 self.broker.stop()
             self.compiler.close()

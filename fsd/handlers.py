@@ -89,6 +89,7 @@ class _Handlers:
             "pulsar_url": self.d.pulsar_url,
             "embedded_broker": self.d.broker is not None,
             "broker_pid": self.d.broker.pid if self.d.broker else None,
+            "broker": self.d.broker_keeper.to_public() if self.d.broker_keeper else None,
             "transitions_endpoint": self.d.config.transitions_endpoint,
             "state_dir": str(self.d.config.state_dir),
             "cluster": self.d.config.cluster,
@@ -361,4 +362,6 @@ class _Handlers:
             "kind": spec.kind if spec else None,
             "replicas_wanted": spec.replicas if spec else 0,
             "replicas": self.d.replica_views(name),
+            # The embedded broker's phase (None with an external cluster): is it restarting?
+            "broker": self.d.broker_keeper.to_public() if self.d.broker_keeper else None,
         }

@@ -40,6 +40,7 @@ from fsd.replica import (
 )
 from fsd.replica_state import ReplicaState
 from fsd.restart_policy import RestartPolicy, RestartTracker
+from fsworker.scratch import remove_scratch_dirs
 
 log = structlog.get_logger("fsd.supervisor")
 
@@ -388,6 +389,8 @@ class Supervisor:
         if proc is None or proc.poll() is None:
             return
         code = proc.returncode
+        # A worker killed with SIGKILL could not remove its scratch directory.
+        remove_scratch_dirs(replica.function, replica.index, proc.pid)
         now = self._clock()
         running_for = now - replica.running_since if replica.running_since is not None else None
         replica.proc = None

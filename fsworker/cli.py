@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from fsworker.module_check import InvalidModule, ModuleKind, classify
 from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
 from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
 from fsworker.sandbox import Sandbox
+from fsworker.scratch import make_scratch_dir, pid_gone, remove_scratch_dirs
 from fsworker.state_store import StateError, StateStore, open_state_store
 
 log = structlog.get_logger("fsworker")
@@ -93,7 +93,9 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         kind = classify(module)
         if kind != ModuleKind(spec.kind):
             raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
-        scratch = Path(tempfile.mkdtemp(prefix=f"fsworker-{spec.function}-{spec.replica}-"))
+        # Left behind by workers of this replica that were killed along with fsd.
+        remove_scratch_dirs(spec.function, spec.replica, pid_gone)
+        scratch = make_scratch_dir(spec.function, spec.replica)
         _SCRATCH_DIRS.append(scratch)  # removed at exit: the stdio lane's stdin/stdout files
         store = _open_store(spec)
         host = HostContext(spec.config, store)

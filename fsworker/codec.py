@@ -7,7 +7,9 @@ a record that does not match its schema never crashes a worker.
 The guest always sees bytes: the raw payload for bytes/string/json input, and
 the record as JSON text for Avro input. For an Avro output the guest returns
 JSON text, which is encoded with the function's Avro schema on a producer that
-registers that schema, so other Pulsar clients read the topic natively.
+registers that schema, so other Pulsar clients read the topic natively. A
+JSON output with --json-schema is checked against it and registered as a
+Pulsar JSON schema (fsworker/pulsar_json_schema.py) for the same reason.
 """
 
 from __future__ import annotations
@@ -56,6 +58,23 @@ def _parse_json(data: bytes, complaint: str) -> Any:
         raise SchemaError(f"{complaint}: {_first_line(exc)}") from None
 
 
+def _json_schema_checker(options: FunctionOptions, what: str) -> Callable[[Any], None] | None:
+    """Raises SchemaError naming ``what`` when a document breaks --json-schema; None if none."""
+    if options.json_schema is None:
+        return None
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(options.json_schema)
+
+    def check(doc: Any) -> None:
+        error = next(iter(validator.iter_errors(doc)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            raise SchemaError(f"{what} does not match the JSON Schema at {where}: {error.message}")
+
+    return check
+
+
 def input_decoder(options: FunctionOptions) -> Callable[[bytes], bytes] | None:
     """bytes -> bytes for the guest; None when the payload passes untouched (bytes)."""
     kind = options.input_schema
@@ -64,21 +83,12 @@ def input_decoder(options: FunctionOptions) -> Callable[[bytes], bytes] | None:
     if kind == "string":
         return _utf8_checker("input")
     if kind == "json":
-        validator = None
-        if options.json_schema is not None:
-            import jsonschema
-
-            validator = jsonschema.Draft202012Validator(options.json_schema)
+        check = _json_schema_checker(options, "input")
 
         def decode_json(data: bytes) -> bytes:
             doc = _parse_json(data, "input is not valid JSON")
-            if validator is not None:
-                error = next(iter(validator.iter_errors(doc)), None)
-                if error is not None:
-                    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-                    raise SchemaError(
-                        f"input does not match the JSON Schema at {where}: {error.message}"
-                    )
+            if check is not None:
+                check(doc)
             return data
 
         return decode_json
@@ -102,9 +112,14 @@ def output_encoder(options: FunctionOptions) -> Callable[[bytes], Any] | None:
     if kind == "string":
         return _utf8_checker("function output")
     if kind == "json":
+        # The output topic's registered schema comes from the same document
+        # (fsworker/pulsar_json_schema.py): what typed consumers rely on is checked.
+        check = _json_schema_checker(options, "function output")
 
         def encode_json(data: bytes) -> bytes:
-            _parse_json(data, "function output is not JSON")
+            doc = _parse_json(data, "function output is not JSON")
+            if check is not None:
+                check(doc)
             return data
 
         return encode_json

@@ -16,6 +16,7 @@ import pulsar
 from fscommon.function_options import FunctionOptions
 from fscommon.worker_spec import WorkerSpec
 from fsworker.codec import avro_schema
+from fsworker.pulsar_json_schema import pulsar_json_schema
 
 _CONSUMER_TYPES = {
     "none": pulsar.ConsumerType.Shared,
@@ -85,6 +86,11 @@ class PulsarIO:
         kwargs = {}
         if self.options.output_schema == "avro":
             kwargs["schema"] = avro_schema(self.options)
+        elif self.options.output_schema == "json":
+            # Registered so typed JSON consumers (Schema.JSON(...)) may subscribe.
+            json_schema = pulsar_json_schema(self.options.json_schema)
+            if json_schema is not None:
+                kwargs["schema"] = json_schema
         return self.client.create_producer(
             topic,
             producer_name=name,

@@ -19,11 +19,11 @@ from fscommon.logs import silent_pulsar_logger
 from fsd.broker_admin import AdminError
 from fsd.cluster.admin import ensure_namespace
 from fsd.cluster.agent import ClusterAgent
-from fsd.cluster.view import ClusterView
 from fsd.cluster.naming import ClusterNameInvalid, ClusterNames
 from fsd.cluster.packages_topic import PackageError, PackageFetcher, PackageTopicStore
 from fsd.cluster.registry_topic import RegistryUnavailable, TopicRegistry
 from fsd.cluster.scheduler import ClusterFunction
+from fsd.cluster.view import ClusterView
 from fsd.config import FsdConfig
 from fsd.function_spec import Desired, FunctionSpec
 from fsd.package_store import PackageStore

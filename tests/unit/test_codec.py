@@ -1,9 +1,11 @@
 import json
 
+import fastavro
 import pytest
 
 from fscommon.function_options import FunctionOptions
 from fsworker.codec import SchemaError, input_decoder, output_encoder
+from fsworker.pulsar_json_schema import avro_record_for, pulsar_json_schema
 
 AVRO = json.dumps(
     {
@@ -57,3 +59,46 @@ def test_avro_roundtrip_and_errors():
     assert json.loads(input_decoder(opts)(wire)) == {"name": "x", "money": 7}
     with pytest.raises(SchemaError, match="not a valid Avro record"):
         input_decoder(opts)(b"\xff")
+
+
+def test_json_output_is_checked_against_the_json_schema():
+    schema = {"type": "object", "required": ["money"], "properties": {"money": {"type": "integer"}}}
+    enc = output_encoder(_opts(output_schema="json", json_schema=schema))
+    assert enc(b'{"money": 3, "extra": 1}') == b'{"money": 3, "extra": 1}'
+    with pytest.raises(SchemaError, match=r"function output does not match the JSON Schema"):
+        enc(b'{"money": "x"}')
+
+
+def test_json_schema_becomes_the_avro_record_pulsar_json_schemas_carry():
+    schema = {
+        "title": "Person",
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "money": {"type": "integer"},
+            "big": {"type": "integer", "maximum": 2**40},
+            "ratio": {"type": ["number", "null"]},
+            "ok": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "kind": {"enum": ["a", "b"]},
+            "address": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "anything": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "bad-name": {"type": "string"},
+        },
+    }
+    record = avro_record_for(schema)
+    assert record is not None and record["name"] == "Person"
+    types = {f["name"]: f["type"] for f in record["fields"]}
+    assert types["name"] == "string", "required: not nullable"
+    assert types["money"] == ["null", "int"]
+    assert types["big"] == ["null", "long"]
+    assert types["ratio"] == ["null", "double"]
+    assert types["ok"] == ["null", "boolean"]
+    assert types["tags"] == ["null", {"type": "array", "items": "string"}]
+    assert types["kind"] == ["null", "string"]
+    assert types["address"][1]["type"] == "record" and types["address"][1]["name"] == "Address"
+    assert "anything" not in types and "bad-name" not in types
+    fastavro.parse_schema(record)  # a valid Avro schema
+    assert avro_record_for({"type": "string"}) is None
+    assert pulsar_json_schema(None) is None

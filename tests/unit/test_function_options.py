@@ -20,7 +20,7 @@ def test_defaults_are_valid_and_roundtrip():
         ({"input_pattern": "orders-.*"}, "regex over full topic names"),
         ({"input_pattern": "persistent://public/default/(("}, "is not a regex"),
         ({"pass_through": ["color"]}, "pass-through takes"),
-        ({"json_schema": {"type": "object"}}, "json-schema needs --input-schema json"),
+        ({"json_schema": {"type": "object"}}, "json-schema needs --input-schema json or"),
         ({"output_schema": "avro"}, "needs --avro-schema"),
         ({"guarantee": "effectively-once"}, "effectively-once needs --ordering strict"),
         ({"bogus": 1}, "unknown option(s): bogus"),
