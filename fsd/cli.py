@@ -101,7 +101,9 @@ def main(
             click.echo(f"# config file: {source or 'none'}")
             click.echo(config.to_toml())
         return
-    logs.configure(config.log_level, json=log_json)
+    # In a cluster every line says which member wrote it.
+    member = {"member": config.effective_member_id()} if config.cluster else {}
+    logs.configure(config.log_level, json=log_json, **member)
     try:
         if broker_only:
             from fsd.broker_service import run_broker

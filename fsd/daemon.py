@@ -389,6 +389,8 @@ class Daemon:
         self.cluster = ClusterMember(self.config, self.pulsar_url, self.admin_url, self.packages)
         self.functions = self._function_service(self.cluster.registry)
         self.compiler.publish = self.cluster.publish_package
+        if self.metrics is not None:
+            self.metrics.member = (self.cluster.names.cluster, self.cluster.member_id)
 
     def _start_metrics(self) -> None:
         """Serve /metrics if metrics_endpoint is set (a taken port stops fsd, clearly)."""

@@ -219,7 +219,18 @@ class FsCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        return iter(families(self._source.snapshot))
+        out = families(self._source.snapshot)
+        member = self._source.member
+        if member is not None:
+            # Cluster mode: which member these series come from (join on it in queries).
+            info = GaugeMetricFamily(
+                "fs_cluster_member_info",
+                "1: this fsd is the named member of the named cluster.",
+                labels=["cluster", "member"],
+            )
+            info.add_metric(list(member), 1)
+            out.append(info)
+        return iter(out)
 
 
 def families(snap: Snapshot) -> list[Metric]:
@@ -286,6 +297,7 @@ class MetricsServer:
         self.host = host
         self.port = port
         self.snapshot = Snapshot()
+        self.member: tuple[str, str] | None = None  # (cluster, member id) in cluster mode
         self._cpu = _CpuMeter()
         self._next_refresh = 0.0
         self._server: Any = None

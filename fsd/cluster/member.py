@@ -100,7 +100,7 @@ class ClusterMember:
         """Hand the agent the registry and this member's replicas; read back the view."""
         self.agent.update(
             [ClusterFunction(s.name, s.replicas, s.desired is Desired.RUNNING) for s in specs],
-            local_status,
+            [self._with_fetch_error(view, view["function"]) for view in local_status],
         )
         self.view = self.agent.snapshot()
 
@@ -131,9 +131,7 @@ class ClusterMember:
         placed = self.view.assignment.get(name, {})
         out: dict[tuple[str, int], dict[str, Any]] = {}
         for view in local:
-            item = {**view, "member": self.member_id}
-            if name in self._fetch_errors:
-                item["last_error"] = self._fetch_errors[name]
+            item = {**self._with_fetch_error(view, name), "member": self.member_id}
             out[(self.member_id, view["replica"])] = item
         for member_id, info in self.view.members.items():
             if member_id == self.member_id:
@@ -149,6 +147,11 @@ class ClusterMember:
         return sorted(
             out.values(), key=lambda v: (v["replica"], v["member"] != placed.get(v["replica"]))
         )
+
+    def _with_fetch_error(self, view: dict[str, Any], function: str) -> dict[str, Any]:
+        """A replica whose module could not be fetched says so, rather than 'file not found'."""
+        error = self._fetch_errors.get(function)
+        return {**view, "last_error": error} if error else view
 
     def members(self) -> dict[str, Any]:
         """What 'fsctl members' shows: every live member, the leader, each one's replicas."""

@@ -269,3 +269,36 @@ def test_a_function_with_state_needs_a_shared_store_in_a_cluster(cluster: Cluste
     result = cluster.members["a"].ctl("create", "-n", unique("wc"), "-a", WORDCOUNT, "-i", "x")
     assert result.returncode == 1
     assert "state" in result.stderr and "--state-url" in result.stderr, result.stderr
+
+
+def test_a_package_that_cannot_be_fetched_is_fatal_with_the_reason(
+    cluster: Cluster, pulsar_url: str
+):
+    """A registry entry whose module is not in the cluster (written here by hand)."""
+    from fsd.cluster.naming import ClusterNames
+    from fsd.cluster.registry_topic import TopicRegistry
+    from fsd.function_spec import FunctionSpec
+    from tests.streams import client
+
+    good = unique("good")
+    a = cluster.members["a"]
+    assert a.ctl("create", "-n", good, "-a", BASIC, "-i", unique("in")).returncode == 0
+    c = client(pulsar_url)
+    try:
+        registry = TopicRegistry(c, ClusterNames(cluster.name).registry, member="test")
+        bad = unique("nopkg")
+        registry.add(
+            FunctionSpec(
+                name=bad, package="ab" * 32, kind="abi", inputs=[unique("in")], output=None
+            )
+        )
+        registry.close()
+    finally:
+        c.close()
+    replica = wait_for(
+        lambda: next((r for r in a.replicas(bad) if r["state"] == "FATAL"), None),
+        60,
+        "the replica whose package is missing to be FATAL",
+    )
+    assert "cannot be fetched" in (replica.get("last_error") or ""), replica
+    assert [r["state"] for r in a.replicas(good)] == ["RUNNING"]

@@ -119,7 +119,7 @@ def _with(labels: tuple, **more: str) -> tuple:
 
 def _scrape_text(snapshot: Snapshot) -> dict:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FsCollector(SimpleNamespace(snapshot=snapshot)))
+    registry.register(FsCollector(SimpleNamespace(snapshot=snapshot, member=None)))
     text = generate_latest(registry).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
