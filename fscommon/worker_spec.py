@@ -32,6 +32,8 @@ class WorkerSpec:
     # FunctionOptions.to_dict(), including the WASI grants (allow_dirs, allow_env).
     options: dict[str, Any] = field(default_factory=dict)
     state_path: str | None = None  # the function's SQLite state database
+    # The function's attempt ledger on this host (fsworker/attempts.py), shared by its replicas.
+    attempts_path: str | None = None
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000
     heartbeat_interval: float = 1.0

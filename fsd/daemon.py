@@ -120,6 +120,7 @@ class Daemon:
             config=dict(spec.config),
             options=dict(spec.options),
             state_path=str(self.state_path(spec.name)),
+            attempts_path=str(self.config.state_dir / "attempts" / f"{spec.name}.sqlite3"),
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
             stop_timeout=self.config.stop_timeout,

@@ -24,7 +24,7 @@ import psutil
 import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
-from fscommon.protocol import EventKind, ProtocolError, decode_heartbeat
+from fscommon.protocol import MAX_BUSY_MS, EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
 from fsd.function_spec import FunctionSpec
 from fsd.metrics import ReplicaTotals
@@ -65,6 +65,7 @@ class Replica:
     started_mono: float | None = None
     running_since: float | None = None
     last_heartbeat: float | None = None
+    busy_for: float = 0.0  # seconds the last beat announced a guest call may take
     restarts: int = 0
     last_exit: str | None = None
     last_error: str | None = None
@@ -303,9 +304,13 @@ class Supervisor:
         if kind is EventKind.READY and replica.state is S.STARTING:
             replica.running_since = now
             replica.last_heartbeat = now
+            replica.busy_for = 0.0
             replica.transition(S.RUNNING, "worker reported ready")
         elif kind is EventKind.HEARTBEAT:
             replica.last_heartbeat = now
+            busy = event.get("busy_ms", 0)
+            ok = isinstance(busy, int) and not isinstance(busy, bool) and 0 <= busy <= MAX_BUSY_MS
+            replica.busy_for = busy / 1000 if ok else 0.0
             replica.counters = {
                 k: int(event[k]) for k in COUNTER_FIELDS if isinstance(event.get(k), int)
             }
@@ -318,11 +323,8 @@ class Supervisor:
             for replica in runtime.replicas:
                 self._reap(replica)
                 state = replica.state
-                if (
-                    state is S.RUNNING
-                    and replica.last_heartbeat is not None
-                    and now - replica.last_heartbeat > policy.heartbeat_timeout
-                ):
+                if state is S.RUNNING and _hung(replica, now, policy.heartbeat_timeout):
+                    assert replica.last_heartbeat is not None
                     silent = now - replica.last_heartbeat
                     replica.last_error = f"no heartbeat for {silent:.1f}s: worker hung; restarting"
                     replica.after_stop = "restart"
@@ -488,6 +490,17 @@ class Supervisor:
                 )
                 rollout.done = True
             return
+
+
+def _hung(replica: Replica, now: float, heartbeat_timeout: float) -> bool:
+    """Nothing moves: no beat for ``heartbeat_timeout`` plus what the last beat announced.
+
+    A worker about to call its guest announces how long that call may take
+    (``busy_ms``, bounded by the function's time limit), so a guest working
+    inside its limits is not hung however long its limit is (docs/abi.md).
+    """
+    last = replica.last_heartbeat
+    return last is not None and now - last > heartbeat_timeout + replica.busy_for
 
 
 def _last_error_line(log_path: Path | None, offset: int) -> str | None:
