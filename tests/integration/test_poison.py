@@ -73,7 +73,11 @@ def test_three_looping_messages_in_one_batch_with_the_defaults(fsd: Fsd, pulsar_
         assert props["fs-error-kind"] == "timeout", props
         assert props["fs-attempts"] == "4", props  # max_retries 3 (the default) + 1
     assert replica["restarts"] == 0, replica  # never taken for hung
-    assert replica["dead_lettered"] == 3 and replica["processed"] == len(GOOD)
+    wait_for(
+        lambda: (r := fsd.replicas(name)[0])["dead_lettered"] == 3 and r["processed"] == len(GOOD),
+        10,
+        "the counters in status",
+    )
 
 
 def test_one_looping_message_in_a_process_batch_call(fsd: Fsd, pulsar_url: str):
