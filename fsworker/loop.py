@@ -44,8 +44,9 @@ from fsworker.attempts import AttemptLedger
 from fsworker.codec import SchemaError, input_decoder, output_encoder
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest, GuestError
-from fsworker.host_context import HostContext, MessageMeta, OutputMeta
+from fsworker.host_context import HostContext, OutputMeta
 from fsworker.pulsar_io import PulsarIO
+from fsworker.records import dead_letter, message_meta, sequence_id
 from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.loop")
@@ -72,23 +73,6 @@ class Counters:
     def as_dict(self) -> dict[str, int]:
         """For the heartbeat event."""
         return dict(self.__dict__)
-
-
-def sequence_id(msg: pulsar.Message, k: int) -> int:
-    """A producer sequence id that grows with the input's position (effectively-once).
-
-    Packs ledger id (23 bits), entry id (20 bits), batch index + 1 (12 bits)
-    and the output's index for that input (8 bits): monotonic along one topic
-    as long as ledger ids stay below 2^23, entries per ledger below 2^20,
-    batches below 4095 messages and outputs per input below 256 (docs/guarantees.md).
-    """
-    mid = msg.message_id()
-    return (
-        ((mid.ledger_id() & 0x7FFFFF) << 40)
-        | ((mid.entry_id() & 0xFFFFF) << 20)
-        | (((mid.batch_index() + 1) & 0xFFF) << 8)
-        | (k & 0xFF)
-    )
 
 
 class ProcessingLoop:
@@ -315,7 +299,7 @@ class ProcessingLoop:
                 continue
             self.counters.failed += 1
             if self._at_most_once or attempts[i] > self._options.max_retries:
-                self._dead_letter(msg, *failure, attempts=attempts[i])
+                dead_letter(self._io, msg, *failure, attempts[i], self._function, self._replica)
                 dead += 1
                 done.append(msg)
             else:
@@ -370,10 +354,10 @@ class ProcessingLoop:
         if len(failures) == len(batch):
             return [None] * len(batch)  # nothing to call
         if not failures:  # the common case: no index bookkeeping on the hot path
-            metas = [_message_meta(m) for m in batch] if guest.uses_message_metadata else None
+            metas = [message_meta(m) for m in batch] if guest.uses_message_metadata else None
             return guest.call_batch(payloads, metas)  # type: ignore[arg-type]
         index = [i for i, p in enumerate(payloads) if p is not None]
-        metas = [_message_meta(batch[i]) for i in index] if guest.uses_message_metadata else None
+        metas = [message_meta(batch[i]) for i in index] if guest.uses_message_metadata else None
         results = guest.call_batch([payloads[i] for i in index], metas)  # type: ignore[misc]
         outcomes: list[Any] = [None] * len(payloads)
         for i, result in zip(index, results, strict=True):
@@ -425,39 +409,3 @@ class ProcessingLoop:
                 kwargs["sequence_id"] = sequence_id(msg, k)
             producer.send_async(record, None, **kwargs)
         return len(records)
-
-    def _dead_letter(self, msg: pulsar.Message, kind: str, error: str, attempts: int) -> None:
-        props = dict(msg.properties())
-        props.update(
-            {
-                "fs-error-kind": kind,
-                "fs-error": error[:2000],
-                "fs-function": self._function,
-                "fs-replica": str(self._replica),
-                "fs-original-message-id": str(msg.message_id()),
-                "fs-original-topic": msg.topic_name(),
-                "fs-attempts": str(attempts),
-            }
-        )
-        kwargs: dict[str, Any] = {"properties": props}
-        key = msg.partition_key()
-        if key:
-            kwargs["partition_key"] = key
-        self._io.dead_letter(msg.topic_name()).send_async(msg.data(), None, **kwargs)
-        log.warning(
-            "message dead-lettered",
-            error_kind=kind,
-            error=error,
-            message_id=str(msg.message_id()),
-            topic=msg.topic_name(),
-            attempts=attempts,
-        )
-
-
-def _message_meta(msg: pulsar.Message) -> MessageMeta:
-    """What the guest may read about its current input."""
-    return MessageMeta(
-        key=msg.partition_key() or None,
-        properties=dict(msg.properties()),
-        event_time=msg.event_timestamp() or 0,
-    )
