@@ -313,6 +313,12 @@ def decode_event(frame: bytes) -> dict[str, Any]:
 # bucket of fscommon.latency.LATENCY_BUCKETS plus +Inf, not cumulative) and
 # ``latency_sum`` (seconds), and ``fuel_used`` when the function meters fuel.
 # Everything counts from the worker's start; fsd adds incarnations up.
+#
+# ``busy_ms`` (optional, default 0): the worker is about to call the guest, and
+# that call (with its time limit) may keep the loop silent for up to this many
+# milliseconds from this beat. fsd calls a RUNNING replica hung only after
+# ``busy_ms`` + ``heartbeat_timeout`` without a beat (docs/abi.md, "Time limits
+# and the heartbeat"). A worker whose guest has no time limit never sends it.
 
 HEARTBEAT_COUNTERS = ("received", "processed", "failed", "retried", "dead_lettered", "published")
 
@@ -325,6 +331,12 @@ class Heartbeat:
     latency: tuple[int, ...]
     latency_sum: float
     fuel_used: int | None = None
+    busy_ms: int = 0
+
+
+# A worker may announce at most this long a guest call (the largest --timeout-ms,
+# 1 h, times the largest process_batch chunk, 256, is below it); more is a bad beat.
+MAX_BUSY_MS = 31 * 24 * 3600 * 1000
 
 
 def heartbeat_fields(
@@ -332,11 +344,14 @@ def heartbeat_fields(
     latency: list[int],
     latency_sum: float,
     fuel_used: int | None = None,
+    busy_ms: int = 0,
 ) -> dict[str, Any]:
     """The extra fields of a heartbeat event (``encode_event(HEARTBEAT, ..., **fields)``)."""
     fields: dict[str, Any] = {**counters, "latency": latency, "latency_sum": latency_sum}
     if fuel_used is not None:
         fields["fuel_used"] = fuel_used
+    if busy_ms:
+        fields["busy_ms"] = busy_ms
     return fields
 
 
@@ -377,7 +392,13 @@ def decode_heartbeat(event: dict[str, Any]) -> Heartbeat:
         raise ProtocolError(
             ErrorCode.BAD_REQUEST, f"heartbeat field 'fuel_used' must be a count: {fuel_used!r}"
         )
-    return Heartbeat(counters, tuple(latency), float(latency_sum), fuel_used)
+    busy_ms = event.get("busy_ms", 0)
+    if not _count(busy_ms) or busy_ms > MAX_BUSY_MS:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"heartbeat field 'busy_ms' must be a count up to {MAX_BUSY_MS}: {busy_ms!r}",
+        )
+    return Heartbeat(counters, tuple(latency), float(latency_sum), fuel_used, busy_ms)
 
 
 # --- the logs command (fsctl logs) -----------------------------------------------------------

@@ -33,6 +33,8 @@ class WorkerSpec:
     options: dict[str, Any] = field(default_factory=dict)
     state_path: str | None = None  # the function's SQLite state database
     state_url: str | None = None  # PostgreSQL state store shared by hosts (wins over state_path)
+    # The function's attempt ledger on this host (fsworker/attempts.py), shared by its replicas.
+    attempts_path: str | None = None
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000
     heartbeat_interval: float = 1.0

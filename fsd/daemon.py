@@ -196,6 +196,7 @@ class Daemon:
             # A shared PostgreSQL store (state_url) wins over the per-host SQLite file.
             state_path=None if self.config.state_url else str(self.state_path(spec.name)),
             state_url=self.config.state_url,
+            attempts_path=str(self.config.state_dir / "attempts" / f"{spec.name}.sqlite3"),
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
             stop_timeout=self.config.stop_timeout,

@@ -50,6 +50,7 @@ class Replica:
     started_mono: float | None = None
     running_since: float | None = None
     last_heartbeat: float | None = None
+    busy_for: float = 0.0  # seconds the last beat announced a guest call may take
     restarts: int = 0
     last_exit: str | None = None
     last_error: str | None = None

@@ -28,7 +28,7 @@ import psutil
 import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
-from fscommon.protocol import EventKind, ProtocolError, decode_heartbeat
+from fscommon.protocol import MAX_BUSY_MS, EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
 from fsd.function_spec import Desired, FunctionSpec
 from fsd.replica import (
@@ -275,9 +275,13 @@ class Supervisor:
         if kind is EventKind.READY and replica.state is S.STARTING:
             replica.running_since = now
             replica.last_heartbeat = now
+            replica.busy_for = 0.0
             replica.transition(S.RUNNING, "worker reported ready")
         elif kind is EventKind.HEARTBEAT:
             replica.last_heartbeat = now
+            busy = event.get("busy_ms", 0)
+            ok = isinstance(busy, int) and not isinstance(busy, bool) and 0 <= busy <= MAX_BUSY_MS
+            replica.busy_for = busy / 1000 if ok else 0.0
             replica.counters = {
                 k: int(event[k]) for k in COUNTER_FIELDS if isinstance(event.get(k), int)
             }
@@ -290,11 +294,8 @@ class Supervisor:
             for replica in runtime.replicas.values():
                 self._reap(replica)
                 state = replica.state
-                if (
-                    state is S.RUNNING
-                    and replica.last_heartbeat is not None
-                    and now - replica.last_heartbeat > policy.heartbeat_timeout
-                ):
+                if state is S.RUNNING and _hung(replica, now, policy.heartbeat_timeout):
+                    assert replica.last_heartbeat is not None
                     silent = now - replica.last_heartbeat
                     replica.last_error = f"no heartbeat for {silent:.1f}s: worker hung; restarting"
                     replica.after_stop = AfterStop.RESTART
@@ -464,3 +465,14 @@ class Supervisor:
                 )
                 rollout.done = True
             return
+
+
+def _hung(replica: Replica, now: float, heartbeat_timeout: float) -> bool:
+    """Nothing moves: no beat for ``heartbeat_timeout`` plus what the last beat announced.
+
+    A worker about to call its guest announces how long that call may take
+    (``busy_ms``, bounded by the function's time limit), so a guest working
+    inside its limits is not hung however long its limit is (docs/abi.md).
+    """
+    last = replica.last_heartbeat
+    return last is not None and now - last > heartbeat_timeout + replica.busy_for

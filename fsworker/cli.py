@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -22,8 +23,9 @@ from fscommon.function_options import FunctionOptions, OptionError
 from fscommon.protocol import EventKind
 from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
+from fsworker.attempts import AttemptLedger
 from fsworker.engine import new_engine
-from fsworker.faults import fault_for
+from fsworker.faults import abort_on_payload, abort_prefix, fault_for
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import GuestInitError, GuestLimits, open_guest
 from fsworker.host_context import HostContext
@@ -114,6 +116,25 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     except BrokerUnavailable as exc:
         raise WorkerFailure(WorkerExit.BROKER_UNAVAILABLE, str(exc)) from None
 
+    prefix = abort_prefix(spec.function)
+    if prefix is not None:
+        abort_on_payload(guest, prefix)
+    ledger = None
+    if spec.attempts_path:
+        try:
+            ledger = AttemptLedger(
+                Path(spec.attempts_path),
+                spec.replica,
+                keep_taken=options.guarantee == "at-most-once",
+            )
+        except (OSError, sqlite3.Error) as exc:
+            # Running without it only loses the counting of attempts that kill the worker.
+            log.error(
+                "cannot open the attempt ledger; a message that kills the worker will not be "
+                "dead-lettered: check the state directory",
+                path=spec.attempts_path,
+                error=str(exc),
+            )
     loop = ProcessingLoop(
         guest,
         io,
@@ -125,6 +146,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         spec.heartbeat_interval,
         after_publish=_crash_after_publish if fault == "crash-after-publish" else None,
         host=host,
+        ledger=ledger,
     )
     if stop_requested:
         loop.stop()

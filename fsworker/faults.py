@@ -10,11 +10,23 @@ and faulty functions side by side. Faults:
   the broker but before its inputs are acknowledged (the window that makes
   at-least-once duplicate, and that effectively-once must cover). With a
   MARKER path the fault fires once: only while that file does not exist yet.
+
+And FSWORKER_ABORT_ON=<function>:<prefix>: the worker calls ``abort()`` (SIGABRT,
+as a native crash in the host would) when its guest is called on a batch with a
+payload that starts with ``prefix``: a message that kills the worker outright.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from fsworker.guest import Guest
+
+log = structlog.get_logger("fsworker.faults")
 
 
 def fault_for(function: str) -> str | None:
@@ -30,3 +42,26 @@ def fault_for(function: str) -> str | None:
                 open(marker, "w").close()
             return fault
     return None
+
+
+def abort_prefix(function: str) -> bytes | None:
+    """The payload prefix that makes this function's workers abort, if any."""
+    raw = os.environ.get("FSWORKER_ABORT_ON", "")
+    for item in raw.split(","):
+        name, sep, prefix = item.partition(":")
+        if sep and name == function and prefix:
+            return prefix.encode()
+    return None
+
+
+def abort_on_payload(guest: Guest, prefix: bytes) -> None:
+    """Make ``guest.call_batch`` abort the process when an input starts with ``prefix``."""
+    inner = guest.call_batch
+
+    def call_batch(inputs: Sequence[bytes], metas: Any = None) -> Any:
+        if any(data.startswith(prefix) for data in inputs):
+            log.warning("injected fault: aborting on a poison payload", prefix=prefix.decode())
+            os.abort()
+        return inner(inputs, metas)
+
+    guest.call_batch = call_batch  # type: ignore[method-assign]

@@ -22,12 +22,19 @@ For any other guest ``last_output_meta`` is None after ``call_batch``: the
 outputs take no metadata from the guest. ``call_batch(inputs)`` without
 ``metas`` is unchanged. State writes of a message that fails are discarded
 (see AbiGuest).
+
+``guest.before_call`` (None, or set by the processing loop): every lane calls it
+with the most seconds the next wasm call may take under its time limit (the
+timeout, times the messages of a ``process_batch`` call; the start-up limit
+before an instance is rebuilt), so the loop can tell fsd it is busy and not
+hung (docs/abi.md, "Time limits and the heartbeat"). Without a time limit it is
+never called: nothing bounds the call.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -113,6 +120,8 @@ class Guest(Protocol):
     # After call_batch: one OutputMeta per input for a guest that uses message
     # metadata, else None (see the module docstring).
     last_output_meta: list[OutputMeta] | None
+    # Called with the most seconds the next wasm call may take (module docstring).
+    before_call: Callable[[float], None] | None
 
     def call_batch(
         self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None
@@ -130,6 +139,8 @@ class Guest(Protocol):
 
 class BatchGuest:
     """For guests whose unit is a batch: ``call`` is a batch of one."""
+
+    before_call: Callable[[float], None] | None = None
 
     def call_batch(
         self, inputs: Sequence[bytes], metas: Sequence[MessageMeta] | None = None

@@ -139,6 +139,9 @@ class AbiGuest(BatchGuest):
 
     def _instantiate(self) -> None:
         limits = self._limits
+        init_ms = init_timeout_ms(limits)
+        if self.before_call is not None and init_ms is not None:
+            self.before_call(init_ms / 1000)  # a rebuild runs _initialize again
         store = limited_store(self._engine, limits, self._sandbox, metered=self._metered)
         api = self._api
         if api is not None:
@@ -326,6 +329,8 @@ class AbiGuest(BatchGuest):
         n = len(data)
         try:
             if self._timeout is not None:
+                if self.before_call is not None:
+                    self.before_call(self._timeout * count / 1000)
                 self._inv.set_deadline(
                     self._ticks1 if count == 1 else deadline_ticks(self._timeout, count)
                 )

@@ -348,6 +348,9 @@ class ComponentGuest(BatchGuest):
 
     def _instantiate(self) -> None:
         limits = self._limits
+        init_ms = init_timeout_ms(limits)
+        if self.before_call is not None and init_ms is not None:
+            self.before_call(init_ms / 1000)  # the component's start-up runs again
         # Of the host, only the function's grants (wasmtime's WASI p2 context also
         # denies every socket address by default); stdout too goes to the log.
         store = limited_store(
@@ -404,6 +407,8 @@ class ComponentGuest(BatchGuest):
         limits = self._limits
         store = self._store
         if limits.timeout_ms is not None:
+            if self.before_call is not None:
+                self.before_call(limits.timeout_ms / 1000)
             store.set_epoch_deadline(self._ticks1)
         if self._metered:
             store.set_fuel(limits.fuel if limits.fuel is not None else UNLIMITED_FUEL)

@@ -9,7 +9,7 @@ message, on each message's own store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import wasmtime
@@ -54,6 +54,7 @@ class StdioGuest:
     # The stdio lane has no host API, so its outputs never carry guest-set metadata.
     last_output_meta = None
     uses_message_metadata = False
+    before_call: Callable[[float], None] | None = None  # fsworker/guest.py
 
     def call_batch(self, inputs: Sequence[bytes], metas: object = None) -> list[Outcome]:
         """One outcome per input, in order; never raises GuestError (``metas`` is unused)."""
@@ -82,6 +83,8 @@ class StdioGuest:
         store.set_wasi(wasi)
         if limits.memory_limit is not None:
             store.set_limits(memory_size=limits.memory_limit)
+        if limits.timeout_ms is not None and self.before_call is not None:
+            self.before_call(limits.timeout_ms / 1000)  # instantiation and _start together
         store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
         if self._metered:
             store.set_fuel(limits.fuel if limits.fuel is not None else UNLIMITED_FUEL)

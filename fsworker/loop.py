@@ -13,10 +13,21 @@ once it has been redelivered ``max_retries`` times, it goes to the dead-letter
 topic with properties saying why, and is acknowledged. Nothing is dropped.
 
 Heartbeats are sent from this loop, so a loop stuck in the guest stops them.
+Before a guest call that may take long (fsworker/guest.py ``before_call``), the
+loop announces in a beat how long the call may take under its time limit
+(``busy_ms``), so fsd does not take a guest working inside its limits for a hung
+worker (docs/abi.md, "Time limits and the heartbeat").
+
+With an attempt ledger (fsworker/attempts.py) the ids of the messages about to
+be called are noted on disk first, so an attempt that ends with the worker dying
+still counts: such messages ("suspects") are called one at a time, and once
+their attempts are used up they are dead-lettered with ``fs-error-kind=crash``.
+At-most-once skips a message a worker on this host already took.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -29,17 +40,23 @@ import structlog
 from fscommon.function_options import FunctionOptions
 from fscommon.latency import LatencyHistogram
 from fscommon.protocol import EventKind, heartbeat_fields
+from fsworker.attempts import AttemptLedger
 from fsworker.codec import SchemaError, input_decoder, output_encoder
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest, GuestError
-from fsworker.host_context import HostContext, MessageMeta, OutputMeta
+from fsworker.host_context import HostContext, OutputMeta
 from fsworker.pulsar_io import PulsarIO
+from fsworker.records import dead_letter, message_meta, sequence_id
 from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.loop")
 
 RECEIVE_TIMEOUT_MS = 100
 FUNCTION_PROPERTY = "fs-function"
+# fs-error-kind of a message whose attempts all ended with the worker dying.
+CRASH = "crash"
+
+Failure = tuple[str, str]  # (fs-error-kind, one-line error)
 
 
 @dataclass
@@ -58,23 +75,6 @@ class Counters:
         return dict(self.__dict__)
 
 
-def sequence_id(msg: pulsar.Message, k: int) -> int:
-    """A producer sequence id that grows with the input's position (effectively-once).
-
-    Packs ledger id (23 bits), entry id (20 bits), batch index + 1 (12 bits)
-    and the output's index for that input (8 bits): monotonic along one topic
-    as long as ledger ids stay below 2^23, entries per ledger below 2^20,
-    batches below 4095 messages and outputs per input below 256 (docs/guarantees.md).
-    """
-    mid = msg.message_id()
-    return (
-        ((mid.ledger_id() & 0x7FFFFF) << 40)
-        | ((mid.entry_id() & 0xFFFFF) << 20)
-        | (((mid.batch_index() + 1) & 0xFFF) << 8)
-        | (k & 0xFF)
-    )
-
-
 class ProcessingLoop:
     """Runs until ``stop()`` is called, then finishes the batch in hand and returns."""
 
@@ -90,6 +90,7 @@ class ProcessingLoop:
         heartbeat_interval: float,
         after_publish: Callable[[], None] | None = None,
         host: HostContext | None = None,
+        ledger: AttemptLedger | None = None,
     ) -> None:
         self._guest = guest
         self._io = io
@@ -111,6 +112,11 @@ class ProcessingLoop:
         self._pass_props = "properties" in passing
         self._pass_time = "event-time" in passing
         self._stopping = False
+        self._ledger = ledger
+        self._next_beat = 0.0
+        self._covered_until = 0.0  # the last beat announced guest calls up to this time
+        if options.timeout_ms is not None:
+            guest.before_call = self._cover
         self.counters = Counters()
         # Per-message processing latency (fscommon/latency.py), one update per batch.
         self.latency = LatencyHistogram()
@@ -119,29 +125,48 @@ class ProcessingLoop:
         """Ask the loop to end after the current batch (safe from a signal handler)."""
         self._stopping = True
 
-    def heartbeat(self) -> dict[str, Any]:
-        """The heartbeat's fields: counters, latency histogram, fuel (fscommon/protocol.py)."""
+    def heartbeat(self, busy: float = 0.0) -> dict[str, Any]:
+        """The heartbeat's fields: counters, latency, fuel, busy time (fscommon/protocol.py)."""
         fuel_used = getattr(self._guest, "fuel_used", None)
         return heartbeat_fields(
-            self.counters.as_dict(), list(self.latency.counts), self.latency.sum, fuel_used
+            self.counters.as_dict(),
+            list(self.latency.counts),
+            self.latency.sum,
+            fuel_used,
+            math.ceil(busy * 1000),
         )
+
+    def _beat(self, now: float) -> None:
+        self._link.send(EventKind.HEARTBEAT, **self.heartbeat(max(0.0, self._covered_until - now)))
+        self._next_beat = now + self._heartbeat_interval
+
+    def _cover(self, seconds: float) -> None:
+        """Before a guest call that may take ``seconds``: make sure fsd was told.
+
+        A beat announces the call plus one heartbeat interval, so the calls that
+        follow within that interval need no beat of their own.
+        """
+        now = time.monotonic()
+        if now + seconds > self._covered_until:
+            self._covered_until = now + seconds + self._heartbeat_interval
+            self._beat(now)
 
     def run(self) -> None:
         """Process batches until stopped."""
-        next_beat = 0.0
         clock = time.perf_counter
         observe = self.latency.observe
         while not self._stopping:
             now = time.monotonic()
-            if now >= next_beat:
-                self._link.send(EventKind.HEARTBEAT, **self.heartbeat())
-                next_beat = now + self._heartbeat_interval
+            if now >= self._next_beat:
+                self._beat(now)
             batch = self._take_batch()
             if batch:
                 started = clock()
                 self._handle(batch)
                 # Every message of the batch was acknowledged at the end of it.
                 observe(clock() - started, len(batch))
+        if self._ledger is not None:
+            self._ledger.close()
         self._link.send(EventKind.HEARTBEAT, **self.heartbeat())
 
     def _take_batch(self) -> list[pulsar.Message]:
@@ -162,14 +187,85 @@ class ProcessingLoop:
         return batch
 
     def _handle(self, batch: list[pulsar.Message]) -> None:
+        ledger = self._ledger
+        if ledger is None:
+            self._run(batch, [m.redelivery_count() + 1 for m in batch])
+            return
+        mids = [m.message_id().serialize() for m in batch]
+        known = ledger.known()
+        if self._at_most_once:
+            self._take_at_most_once(ledger, batch, mids, known)
+            return
+        limit = self._options.max_retries + 1
+        normal: list[tuple[pulsar.Message, bytes, int]] = []
+        suspects: list[tuple[pulsar.Message, bytes, int]] = []
+        for msg, mid in zip(batch, mids, strict=True):
+            seen = known.get(mid)
+            if seen is None:
+                normal.append((msg, mid, msg.redelivery_count() + 1))
+            else:
+                suspects.append((msg, mid, max(seen, msg.redelivery_count()) + 1))
+        if normal:
+            ledger.begin([(mid, n) for _, mid, n in normal])
+            self._run([m for m, _, _ in normal], [n for _, _, n in normal])
+        # A suspect goes alone: if it kills the worker again, only it is blamed.
+        for msg, mid, attempt in suspects:
+            if attempt > limit:
+                # Every attempt it was given ended with the worker dying.
+                error = (
+                    f"the worker process died while this message was in flight (a native "
+                    f"crash, an abort, or a kill after a hang); {attempt - 1} attempts in all"
+                )
+                self._run([msg], [attempt - 1], {0: (CRASH, error)})
+                ledger.settle(mid, None)
+                continue
+            ledger.begin([(mid, attempt)])
+            retried = self._run([msg], [attempt])
+            ledger.settle(mid, attempt if retried else None)
+
+    def _take_at_most_once(
+        self,
+        ledger: AttemptLedger,
+        batch: list[pulsar.Message],
+        mids: list[bytes],
+        known: dict[bytes, int],
+    ) -> None:
+        """Note the ids as taken before acknowledging; skip what a dead worker took."""
+        fresh = [(m, mid) for m, mid in zip(batch, mids, strict=True) if mid not in known]
+        if len(fresh) < len(batch):
+            for msg, mid in zip(batch, mids, strict=True):
+                if mid in known:
+                    self._consumer.acknowledge(msg)
+            log.warning(
+                "skipped messages a worker took before it died (at-most-once)",
+                skipped=len(batch) - len(fresh),
+            )
+        if fresh:
+            ledger.begin([(mid, 1) for _, mid in fresh])
+            self._run([m for m, _ in fresh], [1] * len(fresh))
+
+    def _run(
+        self,
+        batch: list[pulsar.Message],
+        attempts: list[int],
+        preset: dict[int, Failure] | None = None,
+    ) -> int:
+        """Call, publish, commit, acknowledge one batch; how many were handed back to retry.
+
+        ``attempts[i]`` is the attempt number of ``batch[i]``; ``preset`` failures
+        are not called.
+        """
         consumer = self._consumer
         if self._at_most_once:
             for msg in batch:
                 consumer.acknowledge(msg)
         payloads: list[bytes | None] = []
-        failures: dict[int, tuple[str, str]] = {}
+        failures: dict[int, Failure] = dict(preset) if preset else {}
         decode = self._decode
         for i, msg in enumerate(batch):
+            if i in failures:
+                payloads.append(None)
+                continue
             data = msg.data()
             if decode is not None:
                 try:
@@ -180,7 +276,7 @@ class ProcessingLoop:
                     continue
             payloads.append(data)
         outcomes = self._call_guest(batch, payloads, failures)
-        overrides = self._guest.last_output_meta
+        overrides = self._guest.last_output_meta if len(failures) < len(batch) else None
 
         done: list[pulsar.Message] = []
         retry: list[pulsar.Message] = []
@@ -202,8 +298,8 @@ class ProcessingLoop:
                 done.append(msg)
                 continue
             self.counters.failed += 1
-            if self._at_most_once or msg.redelivery_count() >= self._options.max_retries:
-                self._dead_letter(msg, *failure)
+            if self._at_most_once or attempts[i] > self._options.max_retries:
+                dead_letter(self._io, msg, *failure, attempts[i], self._function, self._replica)
                 dead += 1
                 done.append(msg)
             else:
@@ -212,7 +308,7 @@ class ProcessingLoop:
                     error_kind=failure[0],
                     error=failure[1],
                     message_id=str(msg.message_id()),
-                    attempt=msg.redelivery_count() + 1,
+                    attempt=attempts[i],
                 )
                 retry.append(msg)
 
@@ -230,7 +326,7 @@ class ProcessingLoop:
                 for msg in batch:
                     consumer.negative_acknowledge(msg)
             self.counters.failed += len(batch)
-            return
+            return len(batch)
         if self._after_publish is not None:
             self._after_publish()
         if not self._at_most_once:
@@ -242,6 +338,7 @@ class ProcessingLoop:
         self.counters.retried += len(retry)
         self.counters.dead_lettered += dead
         self.counters.published += published
+        return len(retry)
 
     def _call_guest(
         self,
@@ -254,11 +351,13 @@ class ProcessingLoop:
         ``guest.last_output_meta`` is re-indexed the same way.
         """
         guest = self._guest
+        if len(failures) == len(batch):
+            return [None] * len(batch)  # nothing to call
         if not failures:  # the common case: no index bookkeeping on the hot path
-            metas = [_message_meta(m) for m in batch] if guest.uses_message_metadata else None
+            metas = [message_meta(m) for m in batch] if guest.uses_message_metadata else None
             return guest.call_batch(payloads, metas)  # type: ignore[arg-type]
         index = [i for i, p in enumerate(payloads) if p is not None]
-        metas = [_message_meta(batch[i]) for i in index] if guest.uses_message_metadata else None
+        metas = [message_meta(batch[i]) for i in index] if guest.uses_message_metadata else None
         results = guest.call_batch([payloads[i] for i in index], metas)  # type: ignore[misc]
         outcomes: list[Any] = [None] * len(payloads)
         for i, result in zip(index, results, strict=True):
@@ -310,39 +409,3 @@ class ProcessingLoop:
                 kwargs["sequence_id"] = sequence_id(msg, k)
             producer.send_async(record, None, **kwargs)
         return len(records)
-
-    def _dead_letter(self, msg: pulsar.Message, kind: str, error: str) -> None:
-        props = dict(msg.properties())
-        props.update(
-            {
-                "fs-error-kind": kind,
-                "fs-error": error[:2000],
-                "fs-function": self._function,
-                "fs-replica": str(self._replica),
-                "fs-original-message-id": str(msg.message_id()),
-                "fs-original-topic": msg.topic_name(),
-                "fs-attempts": str(msg.redelivery_count() + 1),
-            }
-        )
-        kwargs: dict[str, Any] = {"properties": props}
-        key = msg.partition_key()
-        if key:
-            kwargs["partition_key"] = key
-        self._io.dead_letter(msg.topic_name()).send_async(msg.data(), None, **kwargs)
-        log.warning(
-            "message dead-lettered",
-            error_kind=kind,
-            error=error,
-            message_id=str(msg.message_id()),
-            topic=msg.topic_name(),
-            attempts=msg.redelivery_count() + 1,
-        )
-
-
-def _message_meta(msg: pulsar.Message) -> MessageMeta:
-    """What the guest may read about its current input."""
-    return MessageMeta(
-        key=msg.partition_key() or None,
-        properties=dict(msg.properties()),
-        event_time=msg.event_timestamp() or 0,
-    )

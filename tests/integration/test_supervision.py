@@ -101,7 +101,11 @@ def test_hung_worker_is_killed_and_restarted(workdir, pulsar_url: str):
     try:
         name, inp = unique("hang"), unique("in")
         wasm = str(fx.write(workdir, "loop", fx.LOOP_ON_L))
-        first = _create(fsd, name, inp, unique("out"), wasm=wasm)[0]["pid"]
+        # No time limit: a guest inside its limit announces itself and is not hung.
+        result = fsd.ctl("create", "-n", name, "-a", wasm, "-i", inp, "-o", unique("out"),
+                         "--timeout-ms", "0")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        first = fsd.wait_running(name, 1)[0]["pid"]
         assert fsd.ctl("produce", "-n", inp, "-c", "Loop forever").returncode == 0
         replica = wait_for(
             lambda: (r := fsd.replicas(name)[0])["restarts"] >= 1 and r, 30, "a restart"
