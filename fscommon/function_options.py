@@ -41,7 +41,7 @@ class FunctionOptions:
     max_retries: int = 3  # redeliveries after the first attempt, then the dead-letter topic
     retry_delay_ms: int = 1000
     dead_letter_topic: str | None = None  # default: <input topic>-<function>-DLQ
-    timeout_ms: int | None = 5000  # per message; below fsd's heartbeat timeout
+    timeout_ms: int | None = 5000  # per message (any length: busy_ms heartbeats cover it)
     memory_limit: int | None = 256 * 1024 * 1024  # bytes of guest linear memory
     fuel: int | None = None  # wasm instructions (roughly) per message; off by default
     input_schema: str = "bytes"
