@@ -52,7 +52,7 @@ import pulsar  # noqa: E402
 
 from fscommon import logs  # noqa: E402
 from fsctl.client import call  # noqa: E402
-from perf.bench_supervision import OutputWatch, record  # noqa: E402
+from perf.bench_supervision import Metrics, OutputWatch, record  # noqa: E402
 from perf.bench_throughput import Env, throughput_fs, throughput_raw, wait_quiet  # noqa: E402
 from perf.harness import (  # noqa: E402
     BenchError,
@@ -75,21 +75,6 @@ TIMINGS = [
     ("short (T 3 s, heartbeat 0.5 s)", 3.0, 0.5),
 ]
 MEMBERS = ("a", "b", "c")
-
-
-class Samples:
-    """Named sample lists, in insertion order (summarised by perf.harness.summary)."""
-
-    def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = {}
-
-    def add(self, name: str, value: float | None) -> None:
-        lst = self.samples.setdefault(name, [])
-        if value is not None:
-            lst.append(value)
-
-    def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: summary(values) for name, values in self.samples.items()}
 
 
 @dataclass
@@ -164,7 +149,7 @@ def delete(fsd: Fsd, name: str) -> None:
 # --- 1. baseline: replica kill -9 on a single host ----------------------------------------
 
 
-def replica_kill_single(fsd: Fsd, out: Samples) -> None:
+def replica_kill_single(fsd: Fsd, out: Metrics) -> None:
     """One replica of a fresh function, kill -9 its worker, until RUNNING with a new pid."""
     name = unique("bcl-r")
     create(fsd, name, f"{name}-in", f"{name}-out", 1)
@@ -202,7 +187,7 @@ def restart_member(cluster: Cluster, member: str, via: str) -> None:
     )
 
 
-def failover_round(cluster: Cluster, out: Samples) -> None:
+def failover_round(cluster: Cluster, out: Metrics) -> None:
     """A fresh 3-replica function spread over a, b, c; kill -9 a member that does not lead,
     then (once it rejoined) the leader; time what a surviving member reports."""
     name = unique("bcl-f")
@@ -248,7 +233,7 @@ def failover_round(cluster: Cluster, out: Samples) -> None:
 # --- 3. create -> first output ------------------------------------------------------------
 
 
-def create_to_output(fsd: Fsd, client: pulsar.Client, label: str, out: Samples) -> None:
+def create_to_output(fsd: Fsd, client: pulsar.Client, label: str, out: Metrics) -> None:
     """A message waits on the input topic and a subscription on the output topic before
     ``fsctl create`` starts; time from its start to that message's output (bench_supervision's
     figure, so the single-host number can be read against perf/README.md)."""
@@ -284,7 +269,7 @@ def create_to_output(fsd: Fsd, client: pulsar.Client, label: str, out: Samples) 
 
 
 def throughput_round(
-    cluster: Cluster, env: Env, out: dict[str, list[dict[str, Any]]], busy: Samples
+    cluster: Cluster, env: Env, out: dict[str, list[dict[str, Any]]], busy: Metrics
 ) -> None:
     """The raw ceiling, 3 replicas spread over a, b, c, then 3 replicas on a alone (b and c
     stopped cleanly, so they leave at once; started again afterwards). The function is
@@ -326,7 +311,7 @@ def run(opts: argparse.Namespace, root: Path, doc: dict[str, Any]) -> None:
     (root / "single").mkdir()
     clusters: list[Cluster] = []
     try:
-        base = Samples()
+        base = Metrics()
         progress("single-host fsd and a 3-member cluster (default timings) ...")
         single.start()
         (root / "default").mkdir()
@@ -335,10 +320,10 @@ def run(opts: argparse.Namespace, root: Path, doc: dict[str, Any]) -> None:
 
         # 3. alternating, so noise on the shared machine hits both alike; one warm-up each
         # (the first create compiles the module into each state dir's cache).
-        create_s = Samples()
+        create_s = Metrics()
         for i in range(opts.rounds + 1):
             progress(f"  create -> first output, round {i + 1 if i else 'warm-up'}")
-            sink = create_s if i else Samples()
+            sink = create_s if i else Metrics()
             create_to_output(single, client, "single-host fsd", sink)
             create_to_output(cluster.members["a"], client, "cluster of 3", sink)
         doc["create"] = create_s.as_dict()
@@ -364,7 +349,7 @@ def run(opts: argparse.Namespace, root: Path, doc: dict[str, Any]) -> None:
             "3 replicas on 1 member (b, c stopped)",
         )
         tp: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
-        busy = Samples()
+        busy = Metrics()
         for i in range(opts.rounds):
             progress(f"  throughput, {opts.messages:,} messages, round {i + 1}")
             throughput_round(cluster, env, tp, busy)
@@ -382,7 +367,7 @@ def run(opts: argparse.Namespace, root: Path, doc: dict[str, Any]) -> None:
                 (root / "short").mkdir()
                 cluster = new_cluster(root / "short", opts.pulsar_url, timeout, heartbeat)
                 clusters.append(cluster)
-            fo = Samples()
+            fo = Metrics()
             for i in range(opts.rounds):
                 progress(f"  {label}: member kill, leader kill, round {i + 1}")
                 failover_round(cluster, fo)
