@@ -81,3 +81,31 @@ def test_component_with_the_wrong_process_is_refused_at_create(fsd: Fsd, workdir
     assert len(lines) == 1, result.stderr
     assert "component export 'process' has the wrong type" in lines[0], lines[0]
     assert fsd.ctl_json("list") == []
+
+
+def test_fsd_answers_while_a_large_component_compiles(fsd: Fsd):
+    """Compiling happens off fsd's main loop: ping answers while the 18 MB module compiles.
+
+    Issue 12: a create that compiled on the loop froze every other request for
+    seconds. This fsd's compiled-module cache is empty, so the create compiles.
+    """
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    create = subprocess.Popen(
+        [sys.executable, "-m", "fsctl", "create", "-n", unique("big"), "-a", PYTHON_BASIC,
+         "-i", unique("in"), "--no-wait"],
+        env=fsd.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    answered_during = []
+    while create.poll() is None:
+        started = time.monotonic()
+        assert fsd.ctl("--timeout", "2", "ping").returncode == 0, "fsd did not answer in 2 s"
+        if create.poll() is None:
+            answered_during.append(time.monotonic() - started)
+    assert create.returncode == 0, create.stderr
+    assert answered_during, "the create finished before any ping: nothing was measured"
+    print(f"{len(answered_during)} pings answered during the compile, slowest "
+          f"{max(answered_during):.2f} s")  # fmt: skip
