@@ -57,3 +57,14 @@ def ipc_path(endpoint: str) -> Path | None:
     if endpoint.startswith("ipc://"):
         return Path(endpoint[len("ipc://") :])
     return None
+
+
+def suspect_marker(attempts_path: str | Path, replica: int) -> Path:
+    """Where a replica's worker says "I am calling a message that already killed a worker".
+
+    The worker writes its pid there before such a call and removes it after
+    (fsworker/attempts.py); fsd reads it when it reaps the worker, so an exit a
+    poison message caused does not count toward FATAL (fsd/restart_policy.py).
+    """
+    path = Path(attempts_path)
+    return path.with_name(f"{path.stem}.{replica}.suspect")

@@ -51,6 +51,7 @@ class Replica:
     running_since: float | None = None
     last_heartbeat: float | None = None
     busy_for: float = 0.0  # seconds the last beat announced a guest call may take
+    suspect_marker: Path | None = None  # fscommon/paths.py suspect_marker, when it has a ledger
     restarts: int = 0
     last_exit: str | None = None
     last_error: str | None = None

@@ -44,13 +44,31 @@ class RestartTracker:
         self.consecutive = 0
         self.recent.clear()
 
-    def on_exit(self, now: float, running_for: float | None) -> Decision:
-        """Decide after an unexpected exit at ``now``; ``running_for`` is None if never ready."""
+    def on_exit(
+        self, now: float, running_for: float | None, blamed_on_message: bool = False
+    ) -> Decision:
+        """Decide after an unexpected exit at ``now``; ``running_for`` is None if never ready.
+
+        ``blamed_on_message``: the worker died while calling a message that had
+        already killed a worker, alone. That message's attempts are counted and it
+        is dead-lettered after max_retries + 1 of them (fsworker/attempts.py), so
+        the exit neither counts toward max_restarts nor grows the backoff: a poison
+        message must not take the replica to FATAL, whatever max_retries is.
+        """
         policy = self.policy
         if running_for is not None and running_for >= policy.stable_after:
             self.consecutive = 0
         while self.recent and now - self.recent[0] >= policy.window:
             self.recent.popleft()
+        if blamed_on_message:
+            # Bounded by the message's attempts, so no growing backoff either: one base delay.
+            delay = policy.backoff.delay(1)
+            return Decision(
+                fatal=False,
+                delay=delay,
+                reason=f"a message being retried alone killed the worker (not counted toward "
+                f"max_restarts); restart in {delay:.2f}s",
+            )
         if len(self.recent) >= policy.max_restarts:
             return Decision(
                 fatal=True,

@@ -28,6 +28,7 @@ import psutil
 import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
+from fscommon.paths import suspect_marker
 from fscommon.protocol import MAX_BUSY_MS, EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
 from fsd.function_spec import Desired, FunctionSpec
@@ -352,6 +353,11 @@ class Supervisor:
         replica.last_pid = replica.proc.pid
         replica.log_path = log_path
         replica.generation = runtime.spec.generation
+        replica.suspect_marker = (
+            suspect_marker(worker_spec.attempts_path, replica.index)
+            if worker_spec.attempts_path
+            else None
+        )
         replica.started_at = time.time()
         replica.started_mono = self._clock()
         replica.running_since = None
@@ -410,7 +416,7 @@ class Supervisor:
         if code in FATAL_WORKER_EXITS:
             replica.transition(S.FATAL, f"{describe_exit(code)}: not retried until 'fsctl start'")
             return
-        decision = replica.tracker.on_exit(now, running_for)
+        decision = replica.tracker.on_exit(now, running_for, _blamed_on_message(replica, proc.pid))
         if decision.fatal:
             replica.transition(S.FATAL, decision.reason)
             return
@@ -465,6 +471,21 @@ class Supervisor:
                 )
                 rollout.done = True
             return
+
+
+def _blamed_on_message(replica: Replica, pid: int) -> bool:
+    """Whether the worker ``pid`` died calling a suspect message alone (and forget the mark)."""
+    marker = replica.suspect_marker
+    if marker is None:
+        return False
+    try:
+        holder = marker.read_text().strip()
+    except OSError:
+        return False
+    if holder != str(pid):
+        return False
+    marker.unlink(missing_ok=True)
+    return True
 
 
 def _hung(replica: Replica, now: float, heartbeat_timeout: float) -> bool:

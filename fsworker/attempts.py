@@ -27,14 +27,17 @@ crash of the host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import structlog
+
+from fscommon.paths import suspect_marker
 
 log = structlog.get_logger("fsworker.attempts")
 
@@ -214,6 +217,21 @@ class AttemptLedger:
             raise
         if self._keep_taken:
             self._kept.append((now, self._seq))
+
+    @contextlib.contextmanager
+    def suspect_call(self) -> Iterator[None]:
+        """Around the call of a suspect: if the worker dies inside, fsd blames the message.
+
+        A plain file beside the ledger holding this pid (fscommon/paths.py
+        ``suspect_marker``): it outlives the process, which a ZeroMQ event sent
+        just before an abort might not.
+        """
+        marker = suspect_marker(self.path, self.replica)
+        marker.write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            marker.unlink(missing_ok=True)
 
     def settle(self, mid: bytes, retry_attempts: int | None) -> None:
         """A suspect's attempt ended: kept with its count for a retry, or done (None)."""

@@ -220,7 +220,8 @@ class ProcessingLoop:
                 ledger.settle(mid, None)
                 continue
             ledger.begin([(mid, attempt)])
-            retried = self._run([msg], [attempt])
+            with ledger.suspect_call():
+                retried = self._run([msg], [attempt])
             ledger.settle(mid, attempt if retried else None)
 
     def _take_at_most_once(

@@ -1,4 +1,4 @@
-"""The function registry of a cluster: a compacted Pulsar topic, read through a TableView.
+"""The function registry of a cluster: a compacted Pulsar topic and a key -> latest value view.
 
 Drop-in for fsd.registry.Registry (same methods, same AlreadyExists). The topic is
 keyed by function name; a value is a JSON record::
@@ -7,8 +7,10 @@ keyed by function name; a value is a JSON record::
 
 A delete writes a ``{"deleted": true, ...}`` record and then an empty payload (the
 tombstone, which compaction turns into "no such key"). Reads never touch the
-network: the TableView's listener keeps a dict of parsed specs up to date from
-the client's own thread, so ``all()`` can run many times a second.
+network: a compacted Reader on the registry's own thread keeps a dict of parsed
+specs up to date (the TableView of pulsar-client, with a Python listener,
+crashed the process on close once: see ``__init__``), so ``all()`` can run many
+times a second.
 
 Consistency (any member answers fsctl, so writers are concurrent):
 
@@ -21,7 +23,7 @@ Consistency (any member answers fsctl, so writers are concurrent):
 - Read-your-writes: every write carries a unique id and returns only once this
   member's view has applied it (bounded by ``write_timeout``), so the next ``get``
   here sees it, or something written after it. Another member sees it as soon as
-  its TableView receives it (milliseconds on one broker).
+  its view receives it (milliseconds on one broker).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class TopicRegistry:
     ) -> None:
         """Open the view (reads the topic to its end) and a producer.
 
-        ``on_change`` is called after every change the view applies, on the client's
+        ``on_change`` is called after every change the view applies, on the view's
         thread: it must only wake the caller (e.g. write to a socketpair), not block.
         """
         self.topic = topic
@@ -141,19 +143,45 @@ class TopicRegistry:
             )
         except Exception as exc:
             raise RegistryUnavailable(_cannot_open(topic, exc)) from None
+        # Our own compacted Reader on our own thread, not the client's TableView with a
+        # listener: its Python callback, run from the client's thread, crashed the
+        # process (SIGSEGV) when the view was closed in a CI run. Here the client never
+        # calls into Python; this thread pulls.
+        self._stopping = threading.Event()
         try:
-            # Returns once the view has read the topic to its end.
-            self._view = client.create_table_view(topic)
-            # Replays the current entries here, then calls back from the client's thread.
-            self._view.for_each_and_listen(self._on_change)
+            self._reader = client.create_reader(
+                topic, pulsar.MessageId.earliest, is_read_compacted=True
+            )
+            while self._reader.has_message_available():  # to the end before serving reads
+                self._apply(self._reader.read_next(int(write_timeout * 1000)))
         except Exception as exc:
             self._producer.close()
             raise RegistryUnavailable(_cannot_open(topic, exc)) from None
+        self._thread = threading.Thread(target=self._follow, name="registry-view", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        """Apply what other members write, until close()."""
+        while not self._stopping.is_set():
+            try:
+                msg = self._reader.read_next(100)
+            except pulsar.Timeout:
+                continue
+            except Exception as exc:  # closed under us, or the broker is gone for now
+                if self._stopping.is_set():
+                    return
+                log.warning("registry view: read failed; retrying", error=str(exc))
+                self._stopping.wait(1.0)
+                continue
+            self._apply(msg)
+
+    def _apply(self, msg: pulsar.Message) -> None:
+        self._on_change(msg.partition_key(), msg.data())
 
     # -- the view ---------------------------------------------------------
 
     def _on_change(self, name: str, value: bytes) -> None:
-        """Apply one key's new value (runs on the client's thread: never raise)."""
+        """Apply one key's new value (runs on the view's thread: never raise)."""
         try:
             spec, write_id = decode_record(name, value)
         except (ValueError, TypeError) as exc:
@@ -188,7 +216,9 @@ class TopicRegistry:
 
     def close(self) -> None:
         """Stop reading and writing (the client stays open: it is the caller's)."""
-        for closer in (self._view.close, self._producer.close):
+        self._stopping.set()
+        self._thread.join(5.0)
+        for closer in (self._reader.close, self._producer.close):
             try:
                 closer()
             except Exception as exc:  # already closed, or the client is gone

@@ -108,6 +108,28 @@ def test_a_message_that_kills_the_worker_is_dead_lettered(workdir, pulsar_url: s
         fsd.stop()
 
 
+def test_a_worker_killing_message_with_more_retries_than_restarts_is_not_fatal(
+    workdir, pulsar_url: str
+):
+    """--max-retries 7 > max_restarts 5: the exits it causes alone are not counted (issue 11)."""
+    name = unique("abort7")
+    fsd = Fsd(
+        workdir,
+        pulsar_url,
+        extra=["--backoff-base", "0.2"],
+        env={"FSWORKER_ABORT_ON": f"{name}:K"},
+    ).start()
+    try:
+        dead, replica = _run_poison_case(
+            fsd, pulsar_url, name, fx.ECHO, [b"K kills"], "--max-retries", "7"
+        )
+        props = dead[0].properties()
+        assert props["fs-error-kind"] == "crash" and props["fs-attempts"] == "8", props
+        assert replica["restarts"] == 8, replica  # one per attempt, and never FATAL
+    finally:
+        fsd.stop()
+
+
 def test_at_most_once_never_processes_a_message_twice_under_kill9(workdir, pulsar_url: str):
     """kill -9 of one of two replicas every ~second during a stream: no output twice."""
     fsd = Fsd(workdir, pulsar_url, extra=["--max-restarts", "100"]).start()

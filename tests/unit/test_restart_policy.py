@@ -51,3 +51,15 @@ def test_reset_after_explicit_start():
     assert t.on_exit(1.0, None).fatal
     t.reset()
     assert not t.on_exit(2.0, None).fatal
+
+
+def test_exits_blamed_on_a_message_never_go_fatal_nor_grow_the_backoff():
+    """A poison message retried alone may kill the worker max_retries + 1 times (issue 11)."""
+    t = _tracker(max_restarts=2, window=60.0)
+    assert not t.on_exit(0.0, None).fatal  # the batch that first met it: an ordinary exit
+    for now in range(1, 20):
+        decision = t.on_exit(float(now), None, blamed_on_message=True)
+        assert not decision.fatal and decision.delay == 1.0, decision
+        assert "not counted toward max_restarts" in decision.reason
+    assert not t.on_exit(30.0, None).fatal  # still one ordinary exit left in the window
+    assert t.on_exit(31.0, None).fatal

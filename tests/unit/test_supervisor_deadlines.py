@@ -23,6 +23,8 @@ from tests.helpers import wait_for
 class _Spec:
     """Stands in for WorkerSpec: the sleep command needs nothing from it."""
 
+    attempts_path = None
+
 
 def _supervisor(tmp_path: Path) -> Supervisor:
     return Supervisor(
