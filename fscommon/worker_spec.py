@@ -35,6 +35,7 @@ class WorkerSpec:
     state_url: str | None = None  # PostgreSQL state store shared by hosts (wins over state_path)
     # The function's attempt ledger on this host (fsworker/attempts.py), shared by its replicas.
     attempts_path: str | None = None
+    member: str | None = None  # cluster mode: the member running it, on every log line
     # How many queued messages one loop turn takes at most (see DESIGN: batches).
     max_batch: int = 1000
     heartbeat_interval: float = 1.0

@@ -197,6 +197,7 @@ class Daemon:
             state_path=None if self.config.state_url else str(self.state_path(spec.name)),
             state_url=self.config.state_url,
             attempts_path=str(self.config.state_dir / "attempts" / f"{spec.name}.sqlite3"),
+            member=self.cluster.member_id if self.cluster is not None else None,
             # Several beats per timeout, so one late beat is not a hang.
             heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
             stop_timeout=self.config.stop_timeout,

@@ -194,7 +194,8 @@ def main(spec_json: str) -> None:
         logs.configure()
         log.error("bad worker spec", error=str(exc))
         sys.exit(WorkerExit.BAD_CONFIG)
-    logs.configure(spec.log_level, function=spec.function, replica=spec.replica)
+    member = {"member": spec.member} if spec.member else {}
+    logs.configure(spec.log_level, function=spec.function, replica=spec.replica, **member)
     link = FsdLink(spec.events_endpoint, spec.function, spec.replica)
     code = WorkerExit.CRASH
     try:

@@ -95,6 +95,10 @@ def test_create_through_one_member_spreads_and_every_member_sees_it(cluster: Clu
     assert members["leader_id"] in ("a", "b", "c")
     text = cluster.members["b"].ctl("status", "-n", name)
     assert "MEMBER" in text.stdout, text.stdout
+    # Every worker log line says which member ran it.
+    on_a = next(i for i, m in placed.items() if m == "a")
+    worker_log = (a.state_dir / "logs" / f"{name}.{on_a}.log").read_text()
+    assert '"member": "a"' in worker_log, worker_log[-500:]
     # fsctl list and delete through yet another member.
     assert [f["name"] for f in cluster.members["c"].ctl_json("list")] == [name]
     assert cluster.members["c"].ctl("delete", "-n", name).returncode == 0
