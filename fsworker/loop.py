@@ -42,6 +42,7 @@ from fscommon.latency import LatencyHistogram
 from fscommon.protocol import EventKind, heartbeat_fields
 from fsworker.attempts import AttemptLedger
 from fsworker.codec import SchemaError, input_decoder, output_encoder
+from fsworker.done_marks import DoneMarks
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest, GuestError
 from fsworker.host_context import HostContext, OutputMeta
@@ -113,6 +114,12 @@ class ProcessingLoop:
         self._pass_time = "event-time" in passing
         self._stopping = False
         self._ledger = ledger
+        # Exactly-once state (fsworker/done_marks.py) where the function has a store.
+        self._marks = (
+            DoneMarks(host.transaction)
+            if host is not None and host.transaction is not None
+            else None
+        )
         self._next_beat = 0.0
         self._covered_until = 0.0  # the last beat announced guest calls up to this time
         if options.timeout_ms is not None:
@@ -260,6 +267,10 @@ class ProcessingLoop:
         if self._at_most_once:
             for msg in batch:
                 consumer.acknowledge(msg)
+        elif self._marks is not None and not preset:
+            batch, attempts = self._skip_done(batch, attempts)
+            if not batch:
+                return 0
         payloads: list[bytes | None] = []
         failures: dict[int, Failure] = dict(preset) if preset else {}
         decode = self._decode
@@ -318,6 +329,8 @@ class ProcessingLoop:
                 self._io.flush()
             # State written while processing is durable before any input is acknowledged.
             if self._host is not None and self._host.transaction is not None:
+                if self._marks is not None:
+                    self._marks.mark([m.message_id().serialize() for m in done])
                 self._host.transaction.commit()
         except (pulsar.PulsarException, StateError, sqlite3.Error) as exc:
             log.error("publishing or committing state failed; redelivering", error=str(exc))
@@ -340,6 +353,29 @@ class ProcessingLoop:
         self.counters.dead_lettered += dead
         self.counters.published += published
         return len(retry)
+
+    def _skip_done(
+        self, batch: list[pulsar.Message], attempts: list[int]
+    ) -> tuple[list[pulsar.Message], list[int]]:
+        """Acknowledge, without processing, what a batch already committed (a redelivery)."""
+        assert self._marks is not None
+        done = self._marks.already_done([m.message_id().serialize() for m in batch])
+        if not done:
+            return batch, attempts
+        kept: list[pulsar.Message] = []
+        kept_attempts: list[int] = []
+        for msg, attempt in zip(batch, attempts, strict=True):
+            if msg.message_id().serialize() in done:
+                self._consumer.acknowledge(msg)
+            else:
+                kept.append(msg)
+                kept_attempts.append(attempt)
+        log.warning(
+            "acknowledged messages whose batch had committed its state before a crash",
+            skipped=len(done),
+        )
+        self.counters.processed += len(done)
+        return kept, kept_attempts
 
     def _call_guest(
         self,

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-from fsworker.state_store import StateBusy, StateError
+from fsworker.state_store import RESERVED_PREFIX, StateBusy, StateError
 
 TABLE = "fs_state"
 _SCHEMA = f"""
@@ -255,6 +255,22 @@ class PostgresStateStore:
         with contextlib.suppress(StateError):
             self.abort()
 
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        if not keys:
+            return set()
+        try:
+            rows = (
+                self._connection()
+                .execute(
+                    f"SELECT key FROM {TABLE} WHERE function = %s AND key = ANY(%s)",
+                    (self.function, keys),
+                )
+                .fetchall()
+            )
+        except psycopg.Error as exc:
+            raise self._error("state read failed", exc) from None
+        return {bytes(k) for (k,) in rows}
+
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         end = _prefix_end(prefix)
         query = f"SELECT key, value FROM {TABLE} WHERE function = %s AND key >= %s"
@@ -262,6 +278,9 @@ class PostgresStateStore:
         if end is not None:
             query += " AND key < %s"
             params.append(end)
+        # Keys under RESERVED_PREFIX are the platform's (fsworker/done_marks.py), not listed.
+        query += " AND substring(key from 1 for %s) <> %s"
+        params += [len(RESERVED_PREFIX), RESERVED_PREFIX]
         query += " ORDER BY key LIMIT %s"
         params.append(limit)
         try:

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 MAX_KEY_BYTES = 4096
+# Keys the platform keeps beside a function's own (fsworker/done_marks.py); scan skips them.
+RESERVED_PREFIX = b"\x00fs-"
 MAX_VALUE_BYTES = 4 * 1024 * 1024
 
 
@@ -66,6 +68,10 @@ class StateStore(Protocol):
 
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         """Keys with a prefix, in key order, at most ``limit``."""
+        ...
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        """Which of ``keys`` exist (one round trip for the whole list)."""
         ...
 
     def purge(self) -> None:
@@ -170,10 +176,21 @@ class SqliteStateStore:
             self._in_transaction = False
             self._db.execute("ROLLBACK")
 
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for start in range(0, len(keys), 500):  # SQLite allows 999 parameters
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key FROM state WHERE key IN ({marks})", chunk)
+            found.update(bytes(k) for (k,) in rows)
+        return found
+
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        # Keys under RESERVED_PREFIX are the platform's (fsworker/done_marks.py), not listed.
         rows = self._db.execute(
-            "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
-            (len(prefix), prefix, limit),
+            "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? "
+            "AND substr(key, 1, ?) != ? ORDER BY key LIMIT ?",
+            (len(prefix), prefix, len(RESERVED_PREFIX), RESERVED_PREFIX, limit),
         ).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
 

@@ -121,12 +121,11 @@ def test_a_replica_killed_during_the_stream_loses_no_count(
     counts = wait_for(settled, 180, "every line counted after the kill")
     lost = {w: (counts.get(w), n) for w, n in expected.items() if counts.get(w, 0) < n}
     assert not lost, f"increments lost (word: state, expected): {lost}"
-    # A batch committed but not yet acknowledged when the kill landed is redelivered and
-    # counted again (at-least-once, docs/state.md; exactly-once state is issue 12's open
-    # item): nothing may be lost, and the test says how much was counted twice.
+    # A batch committed but not yet acknowledged when the kill landed is redelivered; its
+    # marks (fsworker/done_marks.py) keep it from being counted twice.
     extra = Counter({w: counts[w] - n for w, n in expected.items() if counts[w] > n})
-    print(
-        f"after the kill: {sum(extra.values())} words counted twice: {dict(extra.most_common(5))}"
+    assert not extra, (
+        f"{sum(extra.values())} words counted twice after the kill: {dict(extra.most_common(5))}"
     )
 
 
@@ -191,3 +190,40 @@ def test_fsd_refuses_to_start_with_an_unreachable_state_url(pulsar_url: str):
     assert "127.0.0.1:1/statedb" in lines[0] and "state_url" in lines[0]
     assert "hidden-pw-42" not in result.stderr + result.stdout
     assert not (work / "fsd.sock").exists(), "nothing was started"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_crash_between_commit_and_ack_counts_nothing_twice(
+    workdir: Path, pulsar_url: str, postgres_url: str, backend: str
+):
+    """The worker dies after its first batch committed its state, before the acks.
+
+    The batch is redelivered; its marks (fsworker/done_marks.py), committed with the
+    state, make the replica acknowledge it without counting again: exact counts.
+    """
+    from tests.integration.test_state import WORDCOUNT, _expected, _lines, _produce_lines
+
+    name, inp, out = unique("eostate"), unique("lines"), unique("counts")
+    extra = ["--state-url", postgres_url] if backend == "postgresql" else []
+    fsd = Fsd(workdir, pulsar_url, extra=extra, env={
+        "FSWORKER_FAULT": f"{name}:crash-after-publish:{workdir / 'fired'}",
+    }).start()  # fmt: skip
+    try:
+        lines = _lines(3000, seed=41)
+        _produce_lines(pulsar_url, inp, lines)
+        created = fsd.ctl("create", "-n", name, "-a", WORDCOUNT, "-i", inp, "-o", out,
+                          "--no-wait")  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        wait_for(lambda: fsd.replicas(name)[0]["restarts"] == 1, 60, "the injected crash")
+        expected = dict(_expected(lines))
+        counts = wait_for(
+            lambda: (c := _counts(fsd, name)) and sum(c.values()) >= sum(expected.values()) and c,
+            120,
+            "every line counted",
+        )
+        wait_for(lambda: fsd.replicas(name)[0]["processed"] >= 1, 30, "the replica running")
+        assert counts == expected, {w: (counts.get(w), n) for w, n in expected.items()
+                                    if counts.get(w) != n}  # fmt: skip
+        assert not any(k.startswith("\x00") for k in counts), "marks are not listed"
+    finally:
+        fsd.stop()
