@@ -5,7 +5,9 @@ Runs the guest in-process (no broker): the same process_batch call of 100
 messages, once where each message reads and writes its own committed key
 (fs.state_get + fs.state_put) and once where it touches no state — the
 baseline measured in the same run. Then the commit the loop makes per batch
-before acknowledging it, and a batch with a single state_add (the fixed cost of
+before acknowledging it, the exactly-once marks on top of that commit
+(fsworker/done_marks.py: one lookup per batch, a key per message), and a batch
+with a single state_add (the fixed cost of
 a batch's transaction: lock, write, commit). PostgreSQL is measured when a URL
 is given (--postgres-url, else FS_TEST_POSTGRES_URL), else on a server started
 for the run from Debian's package (tests/postgres.py). Prints figures; asserts
@@ -29,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fsworker import module_cache
+from fsworker.done_marks import DoneMarks
 from fsworker.engine import new_engine
 from fsworker.guest import open_guest
 from fsworker.host_context import HostContext
@@ -65,6 +68,17 @@ def measure(store: StateStore, tmp: Path) -> dict[str, float]:
         guest.call_batch(keys)
         host.transaction.commit()
 
+    marks = DoneMarks(host.transaction)
+    mids = [b"mid-%05d" % i for i in range(BATCH)]
+
+    def with_commit_and_marks() -> None:
+        # What a batch that writes state costs with exactly-once marks: the lookup of
+        # its ids before the guest call, and a mark per message in the commit.
+        marks.already_done(mids)
+        guest.call_batch(keys)
+        marks.mark(mids)
+        host.transaction.commit()
+
     one = StateTransaction(store)
 
     def one_add() -> None:
@@ -75,6 +89,7 @@ def measure(store: StateStore, tmp: Path) -> dict[str, float]:
     base = best_of(without_state) / BATCH
     stateful = best_of(with_state) / BATCH
     committed = best_of(with_commit) / BATCH
+    marked = best_of(with_commit_and_marks) / BATCH
     single = best_of(one_add, repeat=5) / 20
     return {
         "baseline_us_per_message": base * 1e6,
@@ -82,6 +97,7 @@ def measure(store: StateStore, tmp: Path) -> dict[str, float]:
         "state_cost_us_per_message": (stateful - base) * 1e6,
         "with_commit_us_per_message": committed * 1e6,
         "commit_ms_per_batch": (committed - stateful) * BATCH * 1e3,
+        "marks_us_per_message": (marked - committed) * 1e6,
         "one_add_batch_ms": single * 1e3,
     }
 
@@ -141,6 +157,8 @@ def main() -> None:
               f"  (+{r['state_cost_us_per_message']:.2f} us over the baseline)")  # fmt: skip
         print(f"  ... plus the commit before ack   {r['with_commit_us_per_message']:7.2f} us/msg"
               f"  ({r['commit_ms_per_batch']:.2f} ms per batch of {BATCH})")  # fmt: skip
+        print(f"  ... plus exactly-once marks      {r['marks_us_per_message']:+7.2f} us/msg"
+              "  (id lookup per batch, a mark per message)")  # fmt: skip
         print(f"  a batch with one state_add       {r['one_add_batch_ms']:7.2f} ms"
               "  (lock, write, commit)")  # fmt: skip
 
