@@ -742,3 +742,9 @@ def logs(ctx: Ctx, name: str, follow: bool, replica: int | None, lines: int, as_
             time.sleep(LOGS_POLL_SECONDS)
     except KeyboardInterrupt:
         pass
+
+
+# Commands kept in their own modules (they import this one, so these lines stay last).
+from fsctl import run_command  # noqa: E402
+
+main.add_command(run_command.run)
