@@ -416,3 +416,53 @@ LOGS_DEFAULT_LINES = 100
 LOGS_MAX_LINES = 10_000
 LOGS_MAX_LINE_CHARS = 16_384  # longer lines are cut (the rest is dropped, marked)
 LOGS_MAX_REPLY_BYTES = 2 * 1024 * 1024  # per reply; a follower gets the rest next poll
+
+
+# --- the dlq command (fsctl dlq): a function's dead letters -----------------------------------
+#
+# args:  name (str), op (DlqOp), and per op:
+#        list:   limit (int, 1..DLQ_MAX_LIMIT, default DLQ_DEFAULT_LIMIT)
+#        show:   id (str, a dead-letter id as list prints it)
+#        replay: ids (list of str) or all (true); dry_run (bool)
+#        purge:  nothing (fsctl asks for --yes)
+# reply: list   -> {"function", "topics": [dead-letter topics], "messages": [entry...],
+#                   "more": bool (more than limit are waiting)}
+#        show   -> {"function", "message": entry + "data" (bytes) + "properties" (all)}
+#        replay -> {"function", "dry_run": bool, "replayed": [entry...]} (each entry with
+#                   "replayed_to": the input topic it was published to)
+#        purge  -> {"function", "purged": count}
+# entry: id, topic (the dead-letter topic), error_kind, error, attempts (int or None),
+#        original_topic, original_message_id, replica, publish_time (ms), key, size.
+#
+# Dead letters are read on a durable Shared subscription, DLQ_SUBSCRIPTION, of each
+# dead-letter topic without acknowledging (list, show, a dry run: they stay), and
+# acknowledged there by replay (only once the re-publish was confirmed) and purge.
+# A dead-letter id is "<ledger>:<entry>" (":<batch index>" added for a message of a batch).
+
+
+class DlqOp(enum.StrEnum):
+    """What ``fsctl dlq`` does with a function's dead letters."""
+
+    LIST = "list"
+    SHOW = "show"
+    REPLAY = "replay"
+    PURGE = "purge"
+
+
+DLQ_SUBSCRIPTION = "fs-dlq"
+DLQ_DEFAULT_LIMIT = 100
+DLQ_MAX_LIMIT = 1000
+DLQ_MAX_IDS = 10_000
+# Properties a replayed message carries: the dead letter it came from, and its topic.
+REPLAYED_FROM = "fs-replayed-from"
+REPLAYED_FROM_TOPIC = "fs-replayed-from-topic"
+# What the worker adds to a dead letter (fsworker/records.py); a replay removes them again.
+DEAD_LETTER_PROPERTIES = (
+    "fs-error-kind",
+    "fs-error",
+    "fs-function",
+    "fs-replica",
+    "fs-original-message-id",
+    "fs-original-topic",
+    "fs-attempts",
+)

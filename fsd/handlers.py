@@ -13,6 +13,7 @@ import structlog
 from fscommon.protocol import ErrorCode
 from fsd import waits
 from fsd.control_server import Deferred, Handler, HandlerError
+from fsd.dead_letters import make_dead_letter_handler
 from fsd.function_spec import Desired, FunctionSpec, SpecInvalid, validate_name
 from fsd.replica_state import ReplicaState
 
@@ -49,6 +50,7 @@ def make_handlers(daemon: Daemon) -> dict[str, Handler]:
         "state": h.state,
         "logs": h.logs,
         "members": h.members,
+        "dlq": make_dead_letter_handler(daemon),
     }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fscommon.protocol import LOGS_MAX_LINES, ErrorCode
+from fscommon.protocol import DLQ_MAX_IDS, DLQ_MAX_LIMIT, LOGS_MAX_LINES, DlqOp, ErrorCode
 from fsd.function_spec import MAX_REPLICAS
 from fsd.value_checks import (
     FIELD_KEY_SHOWN,
@@ -27,6 +27,8 @@ from fsd.value_checks import (
     binary,
     boolean,
     choice,
+    dead_letter_id,
+    dead_letter_ids,
     describe,
     file_name,
     function_name,
@@ -113,6 +115,15 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "prefix": Field(binary(0, MAX_STATE_KEY)),
         "limit": Field(integer(1, MAX_STATE_LIST)),
     },
+    "dlq": {
+        "name": NAME,
+        "op": Field(choice(*(op.value for op in DlqOp)), required=True),
+        "limit": Field(integer(1, DLQ_MAX_LIMIT)),
+        "id": Field(dead_letter_id),
+        "ids": Field(dead_letter_ids(DLQ_MAX_IDS)),
+        "all": Field(boolean),
+        "dry_run": Field(boolean),
+    },
 }
 
 
@@ -124,8 +135,19 @@ def _state_rules(args: dict[str, Any]) -> None:
         raise RequestInvalid("state: put needs a value (bytes)")
 
 
+def _dlq_rules(args: dict[str, Any]) -> None:
+    op = args["op"]
+    if op == DlqOp.SHOW and args.get("id") is None:
+        raise RequestInvalid("dlq: show needs an id (as 'fsctl dlq list' prints it)")
+    if op == DlqOp.REPLAY and bool(args.get("ids")) == bool(args.get("all")):
+        raise RequestInvalid("dlq: replay needs either ids (a non-empty list) or all=true")
+
+
 # Rules between fields, run after every field passed.
-CROSS_FIELD: dict[str, Callable[[dict[str, Any]], None]] = {"state": _state_rules}
+CROSS_FIELD: dict[str, Callable[[dict[str, Any]], None]] = {
+    "state": _state_rules,
+    "dlq": _dlq_rules,
+}
 
 
 def validate_args(cmd: str, args: dict[str, Any]) -> None:

@@ -390,3 +390,28 @@ def log_cursor(value: Any) -> None:
         )
     ):
         raise BadValue("a map of replica numbers (as text) to byte offsets >= 0")
+
+
+DEAD_LETTER_ID = re.compile(r"\d{1,20}:\d{1,20}(:\d{1,10})?")
+
+
+def dead_letter_id(value: Any) -> None:
+    """A dead-letter id as ``fsctl dlq list`` prints it: ``<ledger>:<entry>[:<batch>]``."""
+    if not isinstance(value, str) or not DEAD_LETTER_ID.fullmatch(value):
+        raise BadValue(
+            "a dead-letter id",
+            full_message=f"invalid dead-letter id {describe(value)}: ids look like 123:4 "
+            f"(or 123:4:0), as 'fsctl dlq list' prints them",
+        )
+
+
+def dead_letter_ids(most: int) -> Check:
+    """A list of dead-letter ids."""
+
+    def check(value: Any) -> None:
+        if not isinstance(value, list) or len(value) > most:
+            raise BadValue(f"a list of at most {most} dead-letter ids")
+        for item in value:
+            dead_letter_id(item)
+
+    return check
