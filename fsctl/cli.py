@@ -745,6 +745,7 @@ def logs(ctx: Ctx, name: str, follow: bool, replica: int | None, lines: int, as_
 
 
 # Commands kept in their own modules (they import this one, so these lines stay last).
-from fsctl import run_command  # noqa: E402
+from fsctl import dlq_command, run_command  # noqa: E402
 
 main.add_command(run_command.run)
+main.add_command(dlq_command.dlq)

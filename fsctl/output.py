@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -14,6 +15,14 @@ import click
 def emit_json(data: Any) -> None:
     """One JSON document on stdout."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def payload(data: bytes) -> dict[str, str]:
+    """A payload for JSON, as ``fsctl consume --json`` shows it: text, or base64 if not UTF-8."""
+    try:
+        return {"data": data.decode("utf-8"), "encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"data": base64.b64encode(data).decode(), "encoding": "base64"}
 
 
 def error(message: str) -> None:

@@ -9,7 +9,6 @@ json-lines line, named by its line number).
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from collections.abc import Iterable
@@ -31,20 +30,13 @@ def _render_event(event: Any) -> dict[str, Any]:
 
     item: dict[str, Any] = {"type": str(event.kind), "input": event.input, "origin": event.origin}
     if event.kind is RunEventKind.OUTPUT:
-        item.update(_payload(event.data))
+        item.update(show.payload(event.data))
         item.update(key=event.key, properties=event.properties, event_time=event.event_time or None)
     elif event.kind is RunEventKind.FAILURE:
         item.update(error_kind=event.error_kind, error=event.error, attempts=event.attempts)
     else:
         item.update(level=event.level, message=event.message)
     return item
-
-
-def _payload(data: bytes) -> dict[str, str]:
-    try:
-        return {"data": data.decode("utf-8"), "encoding": "utf-8"}
-    except UnicodeDecodeError:
-        return {"data": base64.b64encode(data).decode(), "encoding": "base64"}
 
 
 def _print_event(event: Any, as_json: bool) -> None:
