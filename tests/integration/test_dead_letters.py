@@ -103,3 +103,32 @@ def test_purge_needs_yes_and_empties_the_dead_letter_topic(fsd: Fsd, pulsar_url)
     assert fsd.ctl_json("dlq", "list", "-n", name)["messages"] == []
     missing = fsd.ctl("dlq", "list", "-n", unique("nosuch"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_any_cluster_member_answers_for_dead_letters(workdir, pulsar_url):
+    cluster = unique("cl")
+    members = []
+    for member in ("a", "b"):
+        path = workdir / member
+        path.mkdir()
+        members.append(Fsd(path, pulsar_url, extra=["--cluster", cluster, "--member-id", member,
+                                                    "--member-timeout", "3",
+                                                    "--member-heartbeat", "0.5"]))  # fmt: skip
+    try:
+        for fsd in members:
+            fsd.start()
+        a, b = members
+        wait_for(lambda: a.ctl_json("members").get("leader_id"), 30, "a leader")
+        name, inp = unique("cldlq"), unique("in")
+        wasm = str(fx.write(workdir, "echo", fx.ECHO))
+        result = a.ctl("create", "-n", name, "-a", wasm, "-i", inp, "--max-retries", "0")
+        assert result.returncode == 0, result.stderr
+        send(pulsar_url, inp, [b"X-cluster"])
+        (dead,) = _dead_letters(b, name, 1)  # asked of the other member
+        assert dead["error_kind"] == "trap"
+        assert a.ctl_json("dlq", "purge", "-n", name, "--yes")["purged"] == 1
+        assert b.ctl_json("dlq", "list", "-n", name)["messages"] == []
+    finally:
+        for fsd in members:
+            if fsd.proc is not None and fsd.proc.poll() is None:
+                fsd.stop()
