@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -23,8 +23,13 @@ from fsctl import output as show
 from fsctl.cli import _data_path_options, _options_from_flags, _parse_pairs, _sandbox_options
 from fsworker.local_input import InputError, InputFormat, LocalInput, read_inputs
 
+# fsworker.local_run (wasmtime, pulsar, the loop) is imported only when `run` runs, so
+# registering this command costs every other fsctl command nothing.
+if TYPE_CHECKING:
+    from fsworker.local_run import LocalRunSpec, RunEvent, RunSummary
 
-def _render_event(event: Any) -> dict[str, Any]:
+
+def _render_event(event: RunEvent) -> dict[str, Any]:
     """A run event as one JSON object (outputs in ``fsctl consume --json``'s shape)."""
     from fsworker.local_run import RunEventKind
 
@@ -39,7 +44,7 @@ def _render_event(event: Any) -> dict[str, Any]:
     return item
 
 
-def _print_event(event: Any, as_json: bool) -> None:
+def _print_event(event: RunEvent, as_json: bool) -> None:
     """Outputs on stdout; failures and guest log lines on stderr (so outputs can be piped)."""
     from fsworker.local_run import RunEventKind
 
@@ -59,6 +64,16 @@ def _print_event(event: Any, as_json: bool) -> None:
     show.flush()
 
 
+def _print_state(state: list[tuple[bytes, bytes]], as_json: bool) -> None:
+    """The state at the end: key = value lines, or one JSON object per entry."""
+    for key, value in state:
+        k, v = (b.decode("utf-8", "backslashreplace") for b in (key, value))
+        if as_json:
+            click.echo(json.dumps({"type": "state", "key": k, "value": v}, sort_keys=True))
+        else:
+            click.echo(f"state {k} = {v}", err=True)
+
+
 def _inputs(source: str, fmt: InputFormat) -> Iterable[LocalInput]:
     """A file is read and checked up front (a bad line stops before anything runs);
     standard input is read as it comes."""
@@ -73,7 +88,7 @@ def _inputs(source: str, fmt: InputFormat) -> Iterable[LocalInput]:
     return inputs
 
 
-def _usage(message: str) -> None:
+def _usage(message: str) -> NoReturn:
     show.error(message)
     sys.exit(CtlExit.USAGE)
 
@@ -121,6 +136,7 @@ def _compiled_cache() -> Path | None:
     type=click.Path(dir_okay=False),
     help="SQLite file for the function's state (kept between runs). [default: in memory]",
 )
+@click.option("--show-state", is_flag=True, help="Print the function's state at the end.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the worker's own log lines.")
 @_data_path_options
 @_sandbox_options
@@ -132,6 +148,7 @@ def run(
     input_format: str,
     config: tuple[str, ...],
     state_path: str | None,
+    show_state: bool,
     verbose: bool,
     as_json: bool,
     **flags: Any,
@@ -149,15 +166,18 @@ def run(
         options = FunctionOptions.from_dict(_options_from_flags(flags))
     except OptionError as exc:
         _usage(str(exc))
-    spec = _spec(archive, name, config, state_path, options)
+    spec = _spec(archive, name, config, state_path, options, show_state)
     inputs = _inputs(source, InputFormat(input_format))
     summary = _execute(spec, inputs, as_json)
     line = (
         f"{summary.inputs} input{'s' if summary.inputs != 1 else ''}: "
         f"{summary.succeeded} succeeded, {summary.failed} failed; {summary.outputs} output(s)"
     )
+    if summary.state is not None:
+        _print_state(summary.state, as_json)
+    counts = {k: v for k, v in summary.__dict__.items() if k != "state"}
     if as_json:
-        click.echo(json.dumps({"type": "summary", **summary.__dict__}, sort_keys=True))
+        click.echo(json.dumps({"type": "summary", **counts}, sort_keys=True))
     else:
         click.echo(line, err=True)
     sys.exit(CtlExit.OK if summary.failed == 0 else CtlExit.FAILED)
@@ -169,7 +189,8 @@ def _spec(
     config: tuple[str, ...],
     state_path: str | None,
     options: FunctionOptions,
-) -> Any:
+    show_state: bool,
+) -> LocalRunSpec:
     from fsworker.local_run import LocalRunSpec
 
     return LocalRunSpec(
@@ -179,10 +200,11 @@ def _spec(
         config=_parse_pairs(config, "--config"),
         state_path=Path(state_path) if state_path else None,
         cache_dir=_compiled_cache(),
+        show_state=show_state,
     )
 
 
-def _execute(spec: Any, inputs: Iterable[LocalInput], as_json: bool) -> Any:
+def _execute(spec: LocalRunSpec, inputs: Iterable[LocalInput], as_json: bool) -> RunSummary:
     from fsworker.local_run import LocalRunError, run_local
 
     try:

@@ -49,6 +49,8 @@ from fsworker.scratch import make_scratch_dir
 from fsworker.state_store import SqliteStateStore, StateError, StateStore
 
 IN_MEMORY = ":memory:"
+# The most state entries show_state reads back.
+STATE_SHOWN = 10_000
 
 
 class RunEventKind(enum.StrEnum):
@@ -85,6 +87,8 @@ class RunSummary:
     succeeded: int = 0
     failed: int = 0
     outputs: int = 0
+    # With LocalRunSpec.show_state: the function's state at the end, in key order.
+    state: list[tuple[bytes, bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class LocalRunSpec:
     config: dict[str, str] = field(default_factory=dict)
     state_path: Path | None = None  # None: a state store in memory
     cache_dir: Path | None = None  # compiled modules, as fsd keeps them
+    show_state: bool = False  # read the state back at the end (RunSummary.state)
 
 
 class LocalRunError(Exception):
@@ -202,6 +207,8 @@ def run_local(
             loop.run()
         except LocalRunStuck as exc:
             raise LocalRunError(str(exc)) from None
+        if spec.show_state:
+            run.summary.state = store.scan(b"", STATE_SHOWN)
     finally:
         if consumer is not None and spec.state_path is not None:
             _drop_done_marks(store, consumer)

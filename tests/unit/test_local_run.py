@@ -153,3 +153,16 @@ def test_fsctl_run_bad_module_exits_1(tmp_path):
     bad.write_bytes(b"\x00asm garbage")
     result = _fsctl("-a", str(bad), stdin=b"x\n")
     assert result.exit_code == 1 and "bad.wasm" in result.stderr
+
+
+def test_fsctl_run_shows_the_state_at_the_end(tmp_path):
+    wasm = str(fx.write(tmp_path, "state", fx.STATE_BATCH))
+    result = _fsctl(
+        "-a",
+        wasm,
+        "--show-state",
+        stdin=b"a\nb\na\nX\n",
+    )
+    assert result.exit_code == 1  # X traps; its write is undone
+    assert "state a = 2" in result.stderr and "state b = 1" in result.stderr
+    assert "state X" not in result.stderr
