@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -91,7 +92,7 @@ def test_a_burst_scales_up_at_once_then_down_one_step_per_delay_to_min():
     assert counts[-1] == 1
     # No step down comes before the scale-down delay of low lag.
     times = [i * INTERVAL for i, d in enumerate(fn.decisions) if d.action is Action.DOWN]
-    assert all(b - a >= BOUNDS.scale_down_delay for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= BOUNDS.scale_down_delay for a, b in itertools.pairwise(times))
 
 
 def test_scale_up_sizes_for_the_backlog_and_the_arrival_rate():
