@@ -148,3 +148,47 @@ def test_manual_scale_is_refused_and_bounds_change_without_a_roll(scaled):
     assert fsd.ctl("scale", "-n", name, "-r", "1").returncode == 0
     listed = fsd.ctl("list").stdout
     assert name in listed and "auto" not in listed.split(name, 1)[1].splitlines()[0]
+
+
+def test_in_a_cluster_the_leader_decides_and_replicas_land_on_other_members(
+    workdir: Path, pulsar_url: str
+):
+    from tests.integration.test_cluster import Cluster
+
+    cluster = Cluster(workdir, pulsar_url, unique("acl"), extra=("--autoscale-interval", "1"))
+    cluster.start()
+    try:
+        leader = wait_for(lambda: cluster.leader("a"), 30, "a leader to be elected")
+        other = next(m for m in cluster.members if m != leader)
+        via = cluster.members[other]
+        name, inp, out = unique("cauto"), unique("in"), unique("out")
+        module = write_slow_echo(workdir)
+        result = via.ctl("create", "-n", name, "-a", str(module), "-i", inp, "-o", out, *BOUNDS)
+        assert result.returncode == 0, result.stderr
+        collector = OutputCollector(pulsar_url, out)
+        count = 20_000
+        try:
+            producer = StreamProducer(pulsar_url, inp, count, rate=1e9)
+            producer.start()
+            producer.finish()
+            wait_for(lambda: via.status(name)["replicas_wanted"] > 1, 60, "a scale-up")
+            wait_for(
+                lambda: len(set(cluster.placement(other, name).values())) > 1,
+                60,
+                "replicas on more than one member",
+            )
+            seen = collector.collect_until(count, timeout=180)
+        finally:
+            collector.close()
+        assert not report(seen, count)[0], "every message came out"
+        wait_for(lambda: via.status(name)["replicas_wanted"] == 1, 120, "back to 1 replica")
+        status = via.status(name)["autoscale"]
+        # Any member shows the last change (from the registry) and who decides.
+        assert status["last_scaled"]["new"] == 1 and status["decided_by"] == leader
+        assert status["decision"] is None, "a member that does not lead does not decide"
+        decided = [
+            m for m, fsd in cluster.members.items() if "autoscale up" in fsd.log_path.read_text()
+        ]
+        assert decided == [leader]
+    finally:
+        cluster.stop()
