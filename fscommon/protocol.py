@@ -418,6 +418,22 @@ LOGS_MAX_LINE_CHARS = 16_384  # longer lines are cut (the rest is dropped, marke
 LOGS_MAX_REPLY_BYTES = 2 * 1024 * 1024  # per reply; a follower gets the rest next poll
 
 
+# --- notices (fsd -> 'fsctl events', PUB -> SUB; the topic frame is the function name) -----
+
+
+class NoticeKind(enum.StrEnum):
+    """What fsd announces to whoever watches."""
+
+    REPLICA = "replica"  # a replica changed state: old, new, reason, replica, pid
+    SCALE = "scale"  # the autoscaler changed (or stopped changing) the replica count
+
+
+def encode_notice(kind: NoticeKind, function: str, when: float, **fields: Any) -> list[bytes]:
+    """The two frames of one notice: the function name (to subscribe by) and the body."""
+    body = {"v": PROTOCOL_VERSION, "kind": str(kind), "time": when, "function": function}
+    return [function.encode(), _pack({**body, **fields})]
+
+
 # --- the dlq command (fsctl dlq): a function's dead letters -----------------------------------
 #
 # args:  name (str), op (DlqOp), and per op:

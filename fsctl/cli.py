@@ -28,6 +28,7 @@ from fscommon.function_options import (
 )
 from fscommon.paths import default_control_endpoint
 from fsctl import output as show
+from fsctl.autoscale_flags import autoscale_args, autoscale_options
 from fsctl.client import ClientCurve, CommandFailed, Unreachable, call
 
 
@@ -278,6 +279,7 @@ def _read_text(path: str, hint: str) -> str:
 @click.option("--no-wait", is_flag=True, help="Return without waiting for the replicas to run.")
 @_data_path_options
 @_sandbox_options
+@autoscale_options(update=False)
 @json_option
 @pass_ctx
 def create(
@@ -292,7 +294,8 @@ def create(
     as_json: bool,
     **flags: Any,
 ) -> None:
-    """Register a function and start its replicas."""
+    """Register a function and start its replicas (-r of them, or autoscaled in bounds)."""
+    scaling = autoscale_args(flags)
     args = {
         "name": name,
         "wasm": _read_module(archive),
@@ -303,6 +306,7 @@ def create(
         "config": _parse_pairs(config, "--config"),
         "options": _options_from_flags(flags),
         "wait": not no_wait,
+        **scaling,
     }
     data = ctx.call("create", args, timeout=max(ctx.timeout, 90.0))
     _print_function(data, as_json, f"Function '{name}' created")
@@ -400,7 +404,9 @@ def start(ctx: Ctx, name: str, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def scale(ctx: Ctx, name: str, replicas: int, as_json: bool) -> None:
-    """Change the number of replicas (scale-down drains the removed ones)."""
+    """Change the number of replicas (scale-down drains the removed ones).
+
+    Refused for an autoscaled function: change its bounds with update instead."""
     data = ctx.call("scale", {"name": name, "replicas": replicas}, timeout=max(ctx.timeout, 180.0))
     _print_function(data, as_json, f"Function '{name}' scaled")
 
@@ -420,6 +426,7 @@ def restart(ctx: Ctx, name: str, as_json: bool) -> None:
 @click.option("-a", "--archive", help="New WebAssembly module.")
 @click.option("--config", "config", multiple=True, help="key=value; replaces the whole map.")
 @_sandbox_options
+@autoscale_options(update=True)
 @json_option
 @pass_ctx
 def update(
@@ -430,9 +437,11 @@ def update(
     as_json: bool,
     allow_dir: tuple[str, ...],
     allow_env: tuple[str, ...],
+    **scaling: Any,
 ) -> None:
-    """Replace the module, config and/or grants, then roll the replicas one at a time."""
-    args: dict[str, Any] = {"name": name}
+    """Replace the module, config and/or grants (then roll the replicas one at a time),
+    or change the autoscaling bounds (no roll)."""
+    args: dict[str, Any] = {"name": name, **autoscale_args(scaling)}
     grants = _grants_from_flags(allow_dir, allow_env)
     if grants:
         args["grants"] = grants

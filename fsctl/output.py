@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from fsctl.autoscale_flags import status_lines
+
 
 def emit_json(data: Any) -> None:
     """One JSON document on stdout."""
@@ -110,6 +112,8 @@ def print_status(functions: list[dict[str, Any]]) -> None:
             extra.append(f"backlog {fn['backlog']}")
         if extra:
             click.echo(f"{fn['name']}: {', '.join(extra)}")
+        for line in status_lines(fn["name"], fn.get("autoscale")):
+            click.echo(line)
         for r in fn["replicas"]:
             if r.get("last_error"):
                 click.echo(f"{fn['name']}/{r['replica']}: last error: {r['last_error']}")
@@ -140,7 +144,14 @@ def print_list(functions: list[dict[str, Any]]) -> None:
     table(
         ["NAME", "KIND", "INPUTS", "OUTPUT", "REPLICAS", "RUNNING"],
         [
-            [f["name"], f["kind"], ",".join(f["inputs"]), f["output"], f["replicas"], f["running"]]
+            [
+                f["name"],
+                f["kind"],
+                ",".join(f["inputs"]),
+                f["output"],
+                _replicas_text(f),
+                f["running"],
+            ]
             for f in functions
         ],
     )
@@ -148,6 +159,14 @@ def print_list(functions: list[dict[str, Any]]) -> None:
         granted = grants(f.get("options") or {})
         if granted:
             click.echo(f"{f['name']}: sandbox grants {granted}")
+
+
+def _replicas_text(function: dict[str, Any]) -> str:
+    """'2' for a fixed count, '2 (auto 1..4)' for an autoscaled one."""
+    bounds = function.get("autoscale")
+    if not bounds:
+        return str(function["replicas"])
+    return f"{function['replicas']} (auto {bounds['min_replicas']}..{bounds['max_replicas']})"
 
 
 def grants(options: dict[str, Any]) -> str:

@@ -1,7 +1,10 @@
 """Subscription backlog per function, read from the broker's admin REST API.
 
 A side thread polls, so a slow or absent admin endpoint never delays fsd's
-main loop; status shows the last figure it got, with its age.
+main loop; status shows the last figure it got, with its age. The autoscaler
+(fsd/autoscaler.py) reads each sample with the time it was taken, and the
+partition count of each input topic (a partitioned topic's backlog is summed
+over its partitions, from partitioned-stats).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import structlog
 log = structlog.get_logger("fsd.backlog")
 
 Target = tuple[str, tuple[str, ...], str]  # function, input topics, subscription
+PARTITIONS_MAX_AGE = 60.0  # seconds a topic's partition count is trusted
 
 
 def topic_path(topic: str) -> str:
@@ -29,17 +33,41 @@ def topic_path(topic: str) -> str:
     return f"{domain}/{quoted}"
 
 
-def stats_url(admin_url: str, topic: str) -> str:
-    """The admin URL of a topic's stats."""
-    return f"{admin_url.rstrip('/')}/admin/v2/{topic_path(topic)}/stats"
+def stats_url(admin_url: str, topic: str, partitioned: bool = False) -> str:
+    """The admin URL of a topic's stats (summed over partitions when ``partitioned``)."""
+    kind = "partitioned-stats" if partitioned else "stats"
+    return f"{admin_url.rstrip('/')}/admin/v2/{topic_path(topic)}/{kind}"
+
+
+def partitions_url(admin_url: str, topic: str) -> str:
+    """The admin URL of a topic's partition count (0: not partitioned)."""
+    return f"{admin_url.rstrip('/')}/admin/v2/{topic_path(topic)}/partitions"
 
 
 def backlog_of(stats: dict, subscription: str) -> int | None:
-    """The subscription's msgBacklog in a topic-stats document."""
+    """Messages waiting in the subscription, from a topic-stats document.
+
+    The broker's msgBacklog counts entries, and a batching producer writes
+    hundreds of messages per entry; so the backlog's bytes are also divided
+    by the topic's average message size, and the larger figure wins (without
+    batching the two agree).
+    """
     sub = (stats.get("subscriptions") or {}).get(subscription)
-    if not isinstance(sub, dict) or not isinstance(sub.get("msgBacklog"), int):
+    if not isinstance(sub, dict) or not _count(sub.get("msgBacklog")):
         return None
-    return sub["msgBacklog"]
+    entries = sub["msgBacklog"]
+    size, messages, nbytes = (
+        sub.get("backlogSize"),
+        stats.get("msgInCounter"),
+        stats.get("bytesInCounter"),
+    )
+    if not (_count(size) and _count(messages) and _count(nbytes)) or not messages or not nbytes:
+        return entries
+    return max(entries, round(size * messages / nbytes))
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class BacklogPoller:
@@ -50,6 +78,7 @@ class BacklogPoller:
         self.interval = interval
         self._targets: list[Target] = []
         self.backlog: dict[str, tuple[int | None, float]] = {}  # function -> (value, when)
+        self._partitions: dict[str, tuple[int, float]] = {}  # topic -> (count, when)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backlog-poller", daemon=True)
 
@@ -67,21 +96,49 @@ class BacklogPoller:
 
     def get(self, function: str) -> int | None:
         """The last backlog seen for a function, if recent."""
+        sample = self.sample(function)
+        return sample[0] if sample is not None else None
+
+    def sample(self, function: str) -> tuple[int | None, float] | None:
+        """(backlog, monotonic time it was read) of the last poll, if recent."""
         value, when = self.backlog.get(function, (None, 0.0))
-        return value if time.monotonic() - when < 4 * self.interval else None
+        return (value, when) if time.monotonic() - when < 4 * self.interval else None
+
+    def partitions(self, topic: str) -> int | None:
+        """The topic's partition count (0: not partitioned), once a poll has read it."""
+        known = self._partitions.get(topic)
+        return known[0] if known is not None else None
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for function, topics, subscription in list(self._targets):
-                total: int | None = 0
+                # No topics (an --input-pattern function): its backlog is not known.
+                total: int | None = 0 if topics else None
                 for topic in topics:
                     part = self._fetch(topic, subscription)
                     total = None if part is None or total is None else total + part
                 self.backlog[function] = (total, time.monotonic())
 
     def _fetch(self, topic: str, subscription: str) -> int | None:
+        partitioned = (self._partition_count(topic) or 0) > 0
+        stats = self._get_json(stats_url(self.admin_url, topic, partitioned))
+        return backlog_of(stats, subscription) if isinstance(stats, dict) else None
+
+    def _partition_count(self, topic: str) -> int | None:
+        """Read at most once a minute: topics are rarely repartitioned."""
+        known = self._partitions.get(topic)
+        if known is not None and time.monotonic() - known[1] < PARTITIONS_MAX_AGE:
+            return known[0]
+        meta = self._get_json(partitions_url(self.admin_url, topic))
+        count = meta.get("partitions") if isinstance(meta, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return known[0] if known is not None else None
+        self._partitions[topic] = (count, time.monotonic())
+        return count
+
+    def _get_json(self, url: str) -> object:
         try:
-            with urllib.request.urlopen(stats_url(self.admin_url, topic), timeout=2) as resp:
-                return backlog_of(json.loads(resp.read()), subscription)
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return json.loads(resp.read())
         except (OSError, ValueError):
             return None

@@ -94,6 +94,12 @@ SETTINGS: list[Setting] = [
         "Delay before a redelivery, for functions created without --retry-delay-ms.",
         1000,
     ),
+    Setting(
+        "autoscale_interval",
+        float,
+        "Seconds between backlog reads and autoscaling decisions (docs/autoscaling.md).",
+        5.0,
+    ),
     # metrics
     Setting("metrics_endpoint", str, "Prometheus endpoint host:port, or 'off'.", "off"),
     # security (docs/security.md)
@@ -145,6 +151,7 @@ class FsdConfig:
     default_memory_limit: str = "256MiB"
     default_max_retries: int = 3
     default_retry_delay_ms: int = 1000
+    autoscale_interval: float = 5.0
     # metrics
     metrics_endpoint: str = "off"
     # security
@@ -171,7 +178,13 @@ class FsdConfig:
 
     def validate(self) -> None:
         """Check ranges; raise ConfigError naming the key."""
-        for name in ("stop_timeout", "heartbeat_timeout", "ready_timeout", "restart_window"):
+        for name in (
+            "stop_timeout",
+            "heartbeat_timeout",
+            "ready_timeout",
+            "restart_window",
+            "autoscale_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_restarts < 0:

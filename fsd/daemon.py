@@ -7,7 +7,6 @@ function at start.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -16,22 +15,23 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgpack
 import structlog
 import zmq
 
-from fscommon.protocol import MAX_EVENT_BYTES, PROTOCOL_VERSION, ProtocolError, decode_event
+from fscommon.protocol import MAX_EVENT_BYTES, ProtocolError, decode_event
 from fscommon.worker_spec import WorkerSpec
+from fsd.autoscaler import Autoscaler
 from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
 from fsd.broker_keeper import EmbeddedBrokerKeeper
 from fsd.config import FsdConfig
-from fsd.control_server import ControlServer, EndpointInUse, group_id, restrict_ipc_socket
+from fsd.control_server import ControlServer, EndpointInUse
 from fsd.function_spec import FunctionSpec
 from fsd.functions import FunctionService
 from fsd.handlers import make_handlers
 from fsd.metrics import MetricsServer, parse_endpoint
 from fsd.module_compiler import ModuleCompiler
+from fsd.notices import Notices
 from fsd.package_store import PackageStore
 from fsd.registry import Registry, RegistryBackend
 from fsd.replica import Replica
@@ -73,7 +73,7 @@ class Daemon:
             self._worker_spec,
             log_dir=state / "logs",
             policy=config.supervision_policy(),
-            on_transition=self._publish_transition,
+            on_transition=self._notify_transition,
         )
         # Cluster mode: the registry is the cluster's topic, opened once Pulsar is up.
         self.cluster: ClusterMember | None = None
@@ -85,8 +85,9 @@ class Daemon:
         self.admin_url: str | None = None
         self._stop_requested = False
         self._ctx: zmq.Context | None = None
-        self._transitions: zmq.Socket | None = None
+        self.notices: Notices | None = None
         self.metrics: MetricsServer | None = None
+        self.autoscaler: Autoscaler | None = None
 
     def state_path(self, function: str) -> Path:
         """The function's state database (kept after delete unless purged)."""
@@ -155,26 +156,12 @@ class Daemon:
         runtime = self.supervisor.functions.get(name)
         return runtime.busy if runtime is not None else None
 
-    def _publish_transition(
+    def _notify_transition(
         self, replica: Replica, old: ReplicaState, new: ReplicaState, reason: str
     ) -> None:
-        """Every replica state change goes out on the PUB socket (fsctl events)."""
-        if self._transitions is None:
-            return
-        frame = msgpack.packb(
-            {
-                "v": PROTOCOL_VERSION,
-                "time": time.time(),
-                "function": replica.function,
-                "replica": replica.index,
-                "old": str(old),
-                "new": str(new),
-                "reason": reason,
-                "pid": replica.pid or replica.last_pid,
-            }
-        )
-        with contextlib.suppress(zmq.ZMQError):
-            self._transitions.send_multipart([replica.function.encode(), frame], zmq.NOBLOCK)
+        """Every replica state change goes out on the notices socket (fsctl events)."""
+        if self.notices is not None:
+            self.notices.replica(replica, old, new, reason)
 
     def _worker_spec(self, spec: FunctionSpec, replica: int) -> WorkerSpec:
         return WorkerSpec(
@@ -284,23 +271,20 @@ class Daemon:
         events_path.unlink(missing_ok=True)
         events.bind(self.config.events_endpoint)
         os.chmod(events_path, 0o600)
-        self._transitions = self._ctx.socket(zmq.PUB)
-        self._transitions.setsockopt(zmq.LINGER, 0)
-        transitions_path = Path(self.config.transitions_endpoint[len("ipc://") :])
-        transitions_path.unlink(missing_ok=True)
-        self._transitions.bind(self.config.transitions_endpoint)
-        restrict_ipc_socket(
-            transitions_path,
-            group_id(self.config.control_group) if self.config.control_group else None,
+        self.notices = Notices(
+            self._ctx, self.config.transitions_endpoint, self.config.control_group
         )
 
         self.admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
         if self.admin_url:
-            self.backlog = BacklogPoller(self.admin_url)
+            self.backlog = BacklogPoller(self.admin_url, self.config.autoscale_interval)
             self.backlog.start()
 
         if self.config.cluster:
             self._join_cluster()
+        self.autoscaler = Autoscaler(
+            self.functions, self.replica_views, self.backlog, self.notices.scale
+        )
         restored = self.functions.all()
         notifier.status(f"restoring {len(restored)} function(s)")
         for spec in restored:
@@ -340,15 +324,7 @@ class Daemon:
                 self.reconcile()
                 self.supervisor.tick()
                 control.poll_pending()
-                if self.metrics is not None:
-                    self.metrics.refresh(self.supervisor, self.backlog)
-                if self.backlog is not None:
-                    self.backlog.set_targets(
-                        [
-                            (name, tuple(rt.spec.inputs), subscription_name(name))
-                            for name, rt in self.supervisor.functions.items()
-                        ]
-                    )
+                self._watch_load()
                 if self.broker_keeper is not None and not self._stop_requested:
                     self.broker_keeper.step()
                 if self._stop_requested and shutdown_deadline is None:
@@ -368,9 +344,9 @@ class Daemon:
             control.close()
             events.close()
             events_path.unlink(missing_ok=True)
-            self._transitions.close()
-            self._transitions = None
-            transitions_path.unlink(missing_ok=True)
+            if self.notices is not None:
+                self.notices.close()
+                self.notices = None
             self._ctx.term()
             if self.broker_keeper is not None:
                 self.broker_keeper.close()
@@ -383,6 +359,20 @@ class Daemon:
                 self.functions.registry.close()
         log.info("fsd stopped")
         return 0
+
+    def _watch_load(self) -> None:
+        """Backlog targets, autoscaling decisions and the metrics snapshot (every tick)."""
+        specs = self.functions.all()
+        if self.backlog is not None:
+            # Every registered function: a cluster's leader decides for replicas elsewhere too.
+            self.backlog.set_targets(
+                [(s.name, tuple(s.inputs), subscription_name(s.name)) for s in specs]
+            )
+        if self.autoscaler is not None:
+            deciding = self.cluster is None or self.cluster.view.is_leader
+            self.autoscaler.tick(specs, deciding)
+        if self.metrics is not None:
+            self.metrics.refresh(self.supervisor, self.backlog, specs, self.autoscaler)
 
     def _join_cluster(self) -> None:
         """Open the cluster's stores and start the agent (raises ClusterUnavailable)."""

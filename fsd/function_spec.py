@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fscommon.function_options import FunctionOptions, OptionError
+from fsd.autoscale import AutoscaleBounds, AutoscaleInvalid
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # A topic is a short name ('example-input') or a full persistent/non-persistent URL.
@@ -47,6 +48,10 @@ class FunctionSpec:
     generation: int = 0
     # Bumped by 'fsctl start': replicas in FATAL are given a fresh restart budget.
     starts: int = 0
+    # AutoscaleBounds.to_dict() when fsd sets the replicas itself (fsd/autoscaler.py).
+    autoscale: dict[str, Any] | None = None
+    # The autoscaler's last change, for status on every member: time, old, new, reason.
+    last_scaled: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.desired = Desired(self.desired)
@@ -65,7 +70,15 @@ class FunctionSpec:
             "options": dict(self.options),
             "created_at": self.created_at,
             "generation": self.generation,
+            "autoscale": dict(self.autoscale) if self.autoscale else None,
+            "last_scaled": dict(self.last_scaled) if self.last_scaled else None,
         }
+
+    def bounds(self) -> AutoscaleBounds | None:
+        """The autoscaling bounds, or None when the replicas are fixed."""
+        if not self.autoscale:
+            return None
+        return AutoscaleBounds.from_dict(self.autoscale, MAX_REPLICAS)
 
 
 def validate_name(value: Any) -> str:
@@ -116,6 +129,12 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
     ):
         raise SpecInvalid(f"replicas must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}")
     config = validate_config(args.get("config") or {})
+    autoscale = None
+    if args.get("autoscale") is not None:
+        bounds = validate_autoscale(args["autoscale"])
+        autoscale = bounds.to_dict()
+        # An explicit -r inside the bounds is where it starts; otherwise at the minimum.
+        replicas = bounds.clamp(replicas if "replicas" in args else bounds.min_replicas)
     return {
         "name": name,
         "inputs": inputs,
@@ -123,7 +142,16 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
         "replicas": replicas,
         "config": config,
         "options": options.to_dict(),
+        "autoscale": autoscale,
     }
+
+
+def validate_autoscale(raw: Any) -> AutoscaleBounds:
+    """Autoscaling bounds from a request (SpecInvalid naming the flag)."""
+    try:
+        return AutoscaleBounds.from_dict(raw, MAX_REPLICAS)
+    except AutoscaleInvalid as exc:
+        raise SpecInvalid(str(exc)) from None
 
 
 def validate_config(config: Any) -> dict[str, str]:

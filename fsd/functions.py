@@ -10,6 +10,7 @@ topic in a cluster (fsd/registry.py ``RegistryBackend``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from fsd.function_spec import (
     Desired,
     FunctionSpec,
     SpecInvalid,
+    validate_autoscale,
     validate_config,
     validate_create_args,
 )
@@ -152,11 +154,44 @@ class FunctionService:
         return self._write(spec, "function started")
 
     def scale(self, name: str, replicas: int) -> FunctionSpec:
-        """Desired: ``replicas`` replicas (request_validation checked the range)."""
+        """Desired: ``replicas`` replicas (request_validation checked the range).
+
+        Refused while the function is autoscaled: the autoscaler owns its count.
+        """
         spec = self.get(name)
+        bounds = spec.bounds()
+        if bounds is not None:
+            raise HandlerError(
+                ErrorCode.CONFLICT,
+                f"function '{name}' is autoscaled between {bounds.min_replicas} and "
+                f"{bounds.max_replicas} replicas: change the bounds with 'fsctl update -n {name} "
+                f"--min-replicas N --max-replicas M', or fix the count with 'fsctl update -n "
+                f"{name} --no-autoscale' and then 'fsctl scale'",
+            )
         self._not_busy(name)
         spec.replicas = replicas
         return self._write(spec, "function scaled")
+
+    def autoscale(self, name: str, replicas: int, reason: str) -> FunctionSpec | None:
+        """The autoscaler's write: None (nothing written) if the function is no longer
+        autoscaled and running, or is busy with an update or restart."""
+        spec = self.registry.get(name)
+        bounds = spec.bounds() if spec is not None else None
+        if spec is None or bounds is None or spec.desired is not Desired.RUNNING:
+            return None
+        if self._busy(name) or spec.replicas == bounds.clamp(replicas):
+            return None
+        spec.last_scaled = {
+            "time": time.time(),
+            "old": spec.replicas,
+            "new": bounds.clamp(replicas),
+            "reason": reason,
+        }
+        spec.replicas = bounds.clamp(replicas)
+        self.registry.update(spec)
+        log.info("function autoscaled", function=name, replicas=spec.replicas, reason=reason)
+        self._on_change()
+        return spec
 
     def restart(self, name: str) -> FunctionSpec:
         """A new generation: every replica is rolled, one at a time."""
@@ -172,13 +207,14 @@ class FunctionService:
     def begin_update(self, name: str, args: dict[str, Any]) -> PendingUpdate:
         """Check an update; its module (if any) compiles in the background."""
         spec = self.get(name)
-        if all(args.get(key) is None for key in ("wasm", "config", "grants")):
+        if all(args.get(key) is None for key in (*ROLLING_CHANGES, "autoscale", "autoscale_off")):
             raise HandlerError(
                 ErrorCode.INVALID_ARGUMENT,
-                "nothing to update: give a new module, --config, --allow-dir or --allow-env",
+                "nothing to update: give a new module, --config, --allow-dir, --allow-env, "
+                "--min-replicas/--max-replicas or --no-autoscale",
             )
         self._not_busy(name)
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = _autoscale_changes(spec, args)
         if args.get("config") is not None:
             try:
                 changes["config"] = validate_config(args["config"])
@@ -192,7 +228,8 @@ class FunctionService:
         compilation = None
         if args.get("wasm") is not None:
             compilation = self._compile(args, fuel=spec.options.get("fuel") is not None)
-        return PendingUpdate(self, name, changes, compilation)
+        roll = any(args.get(key) is not None for key in ROLLING_CHANGES)
+        return PendingUpdate(self, name, changes, compilation, roll)
 
     def delete(self, name: str) -> None:
         """Unregister; the supervisor drains and forgets the replicas."""
@@ -213,6 +250,32 @@ class FunctionService:
             raise HandlerError(
                 ErrorCode.CONFLICT, f"function '{name}': {busy}; wait for it to finish"
             )
+
+
+# Update fields that change what the replicas run, so they are rolled.
+ROLLING_CHANGES = ("wasm", "config", "grants")
+
+
+def _autoscale_changes(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """An update's autoscaling fields as spec changes (bounds given: replicas moved into them)."""
+    if args.get("autoscale_off") is True:
+        if args.get("autoscale") is not None:
+            raise HandlerError(
+                ErrorCode.INVALID_ARGUMENT,
+                "give new bounds (--min-replicas/--max-replicas) or --no-autoscale, not both",
+            )
+        # The count stays where the autoscaler left it, fixed from now on.
+        return {"autoscale": None}
+    if args.get("autoscale") is None:
+        return {}
+    raw = args["autoscale"]
+    if spec.autoscale and isinstance(raw, dict):
+        raw = {**spec.autoscale, **raw}  # e.g. only --max-replicas: keep the rest
+    try:
+        bounds = validate_autoscale(raw)
+    except SpecInvalid as exc:
+        raise _invalid(exc) from None
+    return {"autoscale": bounds.to_dict(), "replicas": bounds.clamp(spec.replicas)}
 
 
 class PendingCreate:
@@ -248,14 +311,16 @@ class PendingUpdate:
         name: str,
         changes: dict[str, Any],
         compilation: Compilation | None,
+        roll: bool = True,
     ) -> None:
         self._service = service
         self.name = name
         self._changes = changes
         self._compilation = compilation
+        self._roll = roll
 
     def poll(self) -> FunctionSpec | None:
-        """None while compiling; then writes the changes as a new generation."""
+        """None while compiling; then writes the changes (a new generation if they roll)."""
         changes = dict(self._changes)
         if self._compilation is not None:
             module = self._compilation.result()
@@ -271,5 +336,6 @@ class PendingUpdate:
             )
         for key, value in changes.items():
             setattr(spec, key, value)
-        spec.generation += 1
+        if self._roll:
+            spec.generation += 1
         return self._service._write(spec, "function updated")

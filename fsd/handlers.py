@@ -350,6 +350,20 @@ class _Handlers:
             return [self._function_status(name)]
         return [self._function_status(spec.name) for spec in self.d.functions.all()]
 
+    def _autoscale_status(self, spec: FunctionSpec | None) -> dict[str, Any] | None:
+        """Bounds, the last change (from the registry) and, where it is decided, the last
+        decision; in a cluster only the leader decides (``decided_by``)."""
+        if spec is None or not spec.autoscale:
+            return None
+        scaler = self.d.autoscaler
+        cluster = self.d.cluster
+        return {
+            **spec.autoscale,
+            "last_scaled": spec.last_scaled,
+            "decision": scaler.status(spec.name) if scaler is not None else None,
+            "decided_by": cluster.view.leader_id if cluster is not None else None,
+        }
+
     def _function_status(self, name: str) -> dict[str, Any]:
         spec = self.d.functions.registry.get(name)
         backlog = self.d.backlog.get(name) if self.d.backlog is not None else None
@@ -363,6 +377,7 @@ class _Handlers:
             "output": spec.output if spec else None,
             "kind": spec.kind if spec else None,
             "replicas_wanted": spec.replicas if spec else 0,
+            "autoscale": self._autoscale_status(spec),
             "replicas": self.d.replica_views(name),
             # The embedded broker's phase (None with an external cluster): is it restarting?
             "broker": self.d.broker_keeper.to_public() if self.d.broker_keeper else None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from fscommon.protocol import HEARTBEAT_COUNTERS, Heartbeat
 from fsd.replica_state import ReplicaState
 
 if TYPE_CHECKING:
+    from fsd.function_spec import FunctionSpec
     from fsd.supervisor import Replica, Supervisor
 
 log = structlog.get_logger("fsd.metrics")
@@ -141,6 +142,8 @@ class Snapshot:
 
     replicas: tuple[ReplicaSample, ...] = ()
     backlog: tuple[tuple[str, int], ...] = ()
+    desired: tuple[tuple[str, int], ...] = ()  # function, desired replicas
+    lag: tuple[tuple[str, float], ...] = ()  # function, seconds (autoscaled functions)
 
 
 class _CpuMeter:
@@ -177,7 +180,14 @@ class _CpuMeter:
             del self._last[key]
 
 
-def build_snapshot(supervisor: Supervisor, backlog: Any, cpu: _CpuMeter, now: float) -> Snapshot:
+def build_snapshot(
+    supervisor: Supervisor,
+    backlog: Any,
+    cpu: _CpuMeter,
+    now: float,
+    specs: Sequence[FunctionSpec] = (),
+    autoscaler: Any = None,
+) -> Snapshot:
     """Read every replica (main loop only)."""
     samples = []
     for name, runtime in supervisor.functions.items():
@@ -200,12 +210,19 @@ def build_snapshot(supervisor: Supervisor, backlog: Any, cpu: _CpuMeter, now: fl
             )
     cpu.forget_except({(s.function, s.replica) for s in samples})
     backlogs = []
+    names = [s.name for s in specs] if specs else list(supervisor.functions)
     if backlog is not None:
-        for name in supervisor.functions:
+        for name in names:
             value = backlog.get(name)
             if isinstance(value, int):
                 backlogs.append((name, value))
-    return Snapshot(tuple(samples), tuple(backlogs))
+    lags = autoscaler.gauges() if autoscaler is not None else {}
+    return Snapshot(
+        tuple(samples),
+        tuple(backlogs),
+        tuple((s.name, s.replicas) for s in specs),
+        tuple((name, lag) for name, lag in sorted(lags.items()) if lag is not None),
+    )
 
 
 class FsCollector:
@@ -286,7 +303,21 @@ def families(snap: Snapshot) -> list[Metric]:
     )
     for name, value in snap.backlog:
         backlog.add_metric([name], value)
-    out += [restarts, state, rss, cpu, latency, fuel, backlog]
+    desired = GaugeMetricFamily(
+        "fs_function_desired_replicas",
+        "Replicas the function should have (set by fsctl, or by the autoscaler).",
+        labels=["function"],
+    )
+    for name, value in snap.desired:
+        desired.add_metric([name], value)
+    lag = GaugeMetricFamily(
+        "fs_function_lag_seconds",
+        "Autoscaled functions: seconds the backlog would take at the current rate.",
+        labels=["function"],
+    )
+    for name, seconds in snap.lag:
+        lag.add_metric([name], seconds)
+    out += [restarts, state, rss, cpu, latency, fuel, backlog, desired, lag]
     return out
 
 
@@ -313,13 +344,20 @@ class MetricsServer:
         self.port = self._server.server_address[1]
         log.info("metrics endpoint ready", url=f"http://{self.host}:{self.port}/metrics")
 
-    def refresh(self, supervisor: Supervisor, backlog: Any, force: bool = False) -> None:
+    def refresh(
+        self,
+        supervisor: Supervisor,
+        backlog: Any,
+        specs: Sequence[FunctionSpec] = (),
+        autoscaler: Any = None,
+        force: bool = False,
+    ) -> None:
         """Build a new snapshot if the last one is older than REFRESH_INTERVAL (main loop)."""
         now = time.monotonic()
         if not force and now < self._next_refresh:
             return
         self._next_refresh = now + REFRESH_INTERVAL
-        self.snapshot = build_snapshot(supervisor, backlog, self._cpu, now)
+        self.snapshot = build_snapshot(supervisor, backlog, self._cpu, now, specs, autoscaler)
 
     def stop(self) -> None:
         """Stop serving and close the socket."""

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS functions (
     options    TEXT NOT NULL DEFAULT '{}',  -- JSON: FunctionOptions
     generation INTEGER NOT NULL DEFAULT 0,
     starts     INTEGER NOT NULL DEFAULT 0,
+    autoscale  TEXT,  -- JSON: AutoscaleBounds, NULL for fixed replicas
+    last_scaled TEXT,  -- JSON: the autoscaler's last change
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -31,7 +33,7 @@ CREATE TABLE IF NOT EXISTS functions (
 
 _COLUMNS = (
     "name, package, kind, inputs, output, replicas, config, desired, options, generation, "
-    "starts, created_at"
+    "starts, autoscale, last_scaled, created_at"
 )
 
 
@@ -89,6 +91,8 @@ class Registry:
             ("options", "options TEXT NOT NULL DEFAULT '{}'"),
             ("generation", "generation INTEGER NOT NULL DEFAULT 0"),
             ("starts", "starts INTEGER NOT NULL DEFAULT 0"),
+            ("autoscale", "autoscale TEXT"),
+            ("last_scaled", "last_scaled TEXT"),
         ):
             if column not in columns:
                 self._db.execute(f"ALTER TABLE functions ADD COLUMN {ddl}")
@@ -104,8 +108,8 @@ class Registry:
         try:
             self._db.execute(
                 "INSERT INTO functions (package, kind, inputs, output, replicas, config, desired, "
-                "options, generation, starts, name, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "options, generation, starts, autoscale, last_scaled, name, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_mutable_fields(spec), spec.name, now, now),
             )
         except sqlite3.IntegrityError:
@@ -115,7 +119,8 @@ class Registry:
         """Overwrite a function's fields (all but its name and creation time)."""
         self._db.execute(
             "UPDATE functions SET package=?, kind=?, inputs=?, output=?, replicas=?, config=?, "
-            "desired=?, options=?, generation=?, starts=?, updated_at=? WHERE name=?",
+            "desired=?, options=?, generation=?, starts=?, autoscale=?, last_scaled=?, "
+            "updated_at=? WHERE name=?",
             (*_mutable_fields(spec), time.time(), spec.name),
         )
 
@@ -139,7 +144,7 @@ class Registry:
 
 def _row_to_spec(row: tuple) -> FunctionSpec:
     (name, package, kind, inputs, output, replicas, config, desired, options, generation, starts,
-     created_at) = row  # fmt: skip
+     autoscale, last_scaled, created_at) = row  # fmt: skip
     return FunctionSpec(
         name=name,
         package=package,
@@ -152,13 +157,15 @@ def _row_to_spec(row: tuple) -> FunctionSpec:
         options=json.loads(options),
         generation=generation,
         starts=starts,
+        autoscale=json.loads(autoscale) if autoscale else None,
+        last_scaled=json.loads(last_scaled) if last_scaled else None,
         created_at=created_at,
     )
 
 
 def _mutable_fields(spec: FunctionSpec) -> tuple:
     """Column values: package, kind, inputs, output, replicas, config, desired, options,
-    generation, starts."""
+    generation, starts, autoscale, last_scaled."""
     return (
         spec.package,
         spec.kind,
@@ -170,4 +177,6 @@ def _mutable_fields(spec: FunctionSpec) -> tuple:
         json.dumps(spec.options),
         spec.generation,
         spec.starts,
+        json.dumps(spec.autoscale) if spec.autoscale else None,
+        json.dumps(spec.last_scaled) if spec.last_scaled else None,
     )

@@ -392,6 +392,25 @@ def log_cursor(value: Any) -> None:
         raise BadValue("a map of replica numbers (as text) to byte offsets >= 0")
 
 
+def autoscale_map(value: Any) -> None:
+    """Autoscaling bounds: a map of known bound names to numbers (ranges: fsd/autoscale.py)."""
+    from fsd.autoscale import BOUND_FIELDS
+
+    if not isinstance(value, dict) or not value:
+        raise BadValue(f"a map with some of: {', '.join(sorted(BOUND_FIELDS))}")
+    for key, item in value.items():
+        if key not in BOUND_FIELDS:
+            raise BadValue(
+                "known bound names",
+                full_message=f"autoscale: unknown field {describe(key)}; known: "
+                f"{', '.join(sorted(BOUND_FIELDS))}",
+            )
+        if not isinstance(item, int | float) or isinstance(item, bool):
+            raise BadValue(
+                "a number", full_message=f"autoscale.{key} must be a number, got {describe(item)}"
+            )
+
+
 DEAD_LETTER_ID = re.compile(r"\d{1,20}:\d{1,20}(:\d{1,10})?")
 
 

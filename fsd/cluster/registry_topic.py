@@ -61,6 +61,8 @@ def _copy(spec: FunctionSpec) -> FunctionSpec:
         inputs=list(spec.inputs),
         config=dict(spec.config),
         options=json.loads(json.dumps(spec.options)),
+        autoscale=dict(spec.autoscale) if spec.autoscale else None,
+        last_scaled=dict(spec.last_scaled) if spec.last_scaled else None,
     )
 
 

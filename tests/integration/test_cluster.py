@@ -30,7 +30,7 @@ TIMINGS = ["--member-timeout", str(MEMBER_TIMEOUT), "--member-heartbeat", "0.5"]
 class Cluster:
     """Three members of one cluster, started and stopped by the test."""
 
-    def __init__(self, root: Path, pulsar_url: str, name: str) -> None:
+    def __init__(self, root: Path, pulsar_url: str, name: str, extra: tuple[str, ...] = ()) -> None:
         self.name = name
         self.members: dict[str, Fsd] = {}
         for member in ("a", "b", "c"):
@@ -39,7 +39,16 @@ class Cluster:
             self.members[member] = Fsd(
                 workdir,
                 pulsar_url,
-                extra=["--cluster", name, "--member-id", member, *TIMINGS, "--stop-timeout", "3"],
+                extra=[
+                    "--cluster",
+                    name,
+                    "--member-id",
+                    member,
+                    *TIMINGS,
+                    "--stop-timeout",
+                    "3",
+                    *extra,
+                ],
             )
 
     def start(self, *which: str) -> None:

@@ -8,7 +8,7 @@ BASE = {"name": "example", "inputs": ["example-input"], "output": "example-outpu
 def test_valid_spec_is_normalised():
     out = validate_create_args({**BASE, "inputs": "example-input"})
     options = out.pop("options")
-    assert out == {**BASE, "replicas": 1, "config": {}}
+    assert out == {**BASE, "replicas": 1, "config": {}, "autoscale": None}
     assert options["guarantee"] == "at-least-once" and options["max_retries"] == 3
 
 
