@@ -296,29 +296,33 @@ def families(snap: Snapshot) -> list[Metric]:
         )
         if s.fuel is not None:
             fuel.add_metric(values, s.fuel)
-    backlog = GaugeMetricFamily(
+    backlog = _per_function(
         "fs_function_backlog",
         "Messages waiting in the function's subscription (broker admin API).",
-        labels=["function"],
+        snap.backlog,
     )
-    for name, value in snap.backlog:
-        backlog.add_metric([name], value)
-    desired = GaugeMetricFamily(
+    desired = _per_function(
         "fs_function_desired_replicas",
         "Replicas the function should have (set by fsctl, or by the autoscaler).",
-        labels=["function"],
+        snap.desired,
     )
-    for name, value in snap.desired:
-        desired.add_metric([name], value)
-    lag = GaugeMetricFamily(
+    lag = _per_function(
         "fs_function_lag_seconds",
         "Autoscaled functions: seconds the backlog would take at the current rate.",
-        labels=["function"],
+        snap.lag,
     )
-    for name, seconds in snap.lag:
-        lag.add_metric([name], seconds)
     out += [restarts, state, rss, cpu, latency, fuel, backlog, desired, lag]
     return out
+
+
+def _per_function(
+    name: str, help_text: str, values: Sequence[tuple[str, float]]
+) -> GaugeMetricFamily:
+    """A gauge with one sample per function."""
+    family = GaugeMetricFamily(name, help_text, labels=["function"])
+    for function, value in values:
+        family.add_metric([function], value)
+    return family
 
 
 class MetricsServer:

@@ -108,19 +108,30 @@ def raw_pass_through(url: str, messages: int) -> dict[str, Any]:
 
     worker = threading.Thread(target=loop, daemon=True)
     worker.start()
-    started = time.monotonic()
-    producer_thread = StreamProducer(url, inp, messages, rate=1e9)
-    producer_thread.start()
-    seen = collector.collect_until(messages, timeout=1800, quiet=0)
-    drained = time.monotonic() - started
-    done.set()
-    worker.join(5)
-    producer_thread.finish()
-    collector.close()
-    c.close()
-    if len(seen) < messages:
-        raise BenchError(f"raw pass-through: {len(seen)} of {messages} came out")
+    try:
+        drained = burst(url, inp, collector, messages, "raw pass-through")[1]
+    finally:
+        done.set()
+        worker.join(5)
+        collector.close()
+        c.close()
     return {"drain_s": drained, "msg_per_s": messages / drained}
+
+
+def burst(
+    url: str, topic: str, collector: OutputCollector, messages: int, what: str
+) -> tuple[float, float]:
+    """Produce ``messages`` as fast as possible and wait for all of them to come out:
+    (monotonic start, seconds to drain)."""
+    started = time.monotonic()
+    producer = StreamProducer(url, topic, messages, rate=1e9)
+    producer.start()
+    seen = collector.collect_until(messages, timeout=3600, quiet=0)
+    drained = time.monotonic() - started
+    producer.finish()
+    if len(seen) < messages:
+        raise BenchError(f"{what}: {len(seen)} of {messages} came out")
+    return started, drained
 
 
 def through_fs(fsd: Fsd, url: str, module: Path, messages: int, flags: list[str],
@@ -134,14 +145,7 @@ def through_fs(fsd: Fsd, url: str, module: Path, messages: int, flags: list[str]
     watch.start()
     collector = OutputCollector(url, out)
     try:
-        started = time.monotonic()
-        producer = StreamProducer(url, inp, messages, rate=1e9)
-        producer.start()
-        seen = collector.collect_until(messages, timeout=3600, quiet=0)
-        drained = time.monotonic() - started
-        producer.finish()
-        if len(seen) < messages:
-            raise BenchError(f"{name}: {len(seen)} of {messages} came out")
+        started, drained = burst(url, inp, collector, messages, name)
         back = None
         if scale_down and "--min-replicas" in flags:
             deadline = time.monotonic() + 900
