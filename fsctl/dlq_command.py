@@ -17,7 +17,7 @@ import click
 from fscommon.exitcodes import CtlExit
 from fscommon.protocol import DLQ_DEFAULT_LIMIT, DLQ_MAX_LIMIT, DlqOp
 from fsctl import output as show
-from fsctl.cli import Ctx, json_option, pass_ctx
+from fsctl.context import Ctx, json_option, pass_ctx
 
 # Scanning a dead-letter topic takes a few seconds at most; never less than this.
 DLQ_CALL_TIMEOUT = 60.0

@@ -20,7 +20,8 @@ import click
 from fscommon.exitcodes import CtlExit
 from fscommon.function_options import FunctionOptions, OptionError
 from fsctl import output as show
-from fsctl.cli import _data_path_options, _options_from_flags, _parse_pairs, _sandbox_options
+from fsctl.context import parse_pairs
+from fsctl.create_flags import data_path_options, options_from_flags, sandbox_options
 from fsworker.local_input import InputError, InputFormat, LocalInput, read_inputs
 
 # fsworker.local_run (wasmtime, pulsar, the loop) is imported only when `run` runs, so
@@ -138,8 +139,8 @@ def _compiled_cache() -> Path | None:
 )
 @click.option("--show-state", is_flag=True, help="Print the function's state at the end.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the worker's own log lines.")
-@_data_path_options
-@_sandbox_options
+@data_path_options
+@sandbox_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event on stdout.")
 def run(
     archive: str,
@@ -163,7 +164,7 @@ def run(
 
     logs.configure("info" if verbose else "error", json=False)
     try:
-        options = FunctionOptions.from_dict(_options_from_flags(flags))
+        options = FunctionOptions.from_dict(options_from_flags(flags))
     except OptionError as exc:
         _usage(str(exc))
     spec = _spec(archive, name, config, state_path, options, show_state)
@@ -197,7 +198,7 @@ def _spec(
         wasm_path=Path(archive),
         function=name or Path(archive).stem,
         options=options,
-        config=_parse_pairs(config, "--config"),
+        config=parse_pairs(config, "--config"),
         state_path=Path(state_path) if state_path else None,
         cache_dir=_compiled_cache(),
         show_state=show_state,

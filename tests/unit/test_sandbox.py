@@ -15,7 +15,8 @@ from fscommon.function_options import (
     with_grants,
 )
 from fsctl import output
-from fsctl.cli import _grants_from_flags, main
+from fsctl.cli import main
+from fsctl.create_flags import grants_from_flags
 from fsworker.engine import new_engine
 from fsworker.guest import open_guest
 from fsworker.module_check import ModuleKind, classify
@@ -110,13 +111,13 @@ def test_with_grants_replaces_only_the_given_list(tmp_path):
 
 
 def test_cli_flags_to_grants():
-    assert _grants_from_flags((), ()) == {}
-    got = _grants_from_flags(("/a:/b:ro", "/c:/d"), ("HOME", "X=1"))
+    assert grants_from_flags((), ()) == {}
+    got = grants_from_flags(("/a:/b:ro", "/c:/d"), ("HOME", "X=1"))
     assert got == {
         "allow_dirs": [_dir("/a", "/b", "ro"), _dir("/c", "/d")],
         "allow_env": ["HOME", "X=1"],
     }
-    assert _grants_from_flags(("none",), ("none",)) == {"allow_dirs": [], "allow_env": []}
+    assert grants_from_flags(("none",), ("none",)) == {"allow_dirs": [], "allow_env": []}
 
 
 def test_cli_bad_allow_dir_is_a_usage_error_before_fsd_is_asked(tmp_path):
