@@ -13,6 +13,7 @@ import pulsar
 import pytest
 
 from tests import wasm_fixtures as fx
+from tests.dead_letter_fixtures import MEMORY_BOMB
 from tests.helpers import EXAMPLES, Fsd, unique, wait_for
 from tests.streams import OutputCollector, Reader, StreamProducer, client, person, report, send
 
@@ -54,25 +55,10 @@ def test_poison_message_is_dead_lettered_after_exactly_max_retries(fsd: Fsd, pul
     dlq.close()
 
 
-MEMORY_HOG = """
-(module
-  (memory (export "memory") 1)
-  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
-    (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 77))
-      (then
-        (loop $more
-          (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
-        unreachable))
-    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-            (i64.extend_i32_u (local.get $len)))))
-"""
-
-
 def test_time_and_memory_limits_dead_letter_and_replica_stays_running(fsd: Fsd, pulsar_url):
     for wat, payload, kind, flags in [
         (fx.LOOP_ON_L, b"Loop forever", "timeout", ["--timeout-ms", "200"]),
-        (MEMORY_HOG, b"More memory", "memory-limit", ["--memory-limit", "2MiB"]),
+        (MEMORY_BOMB, b"More memory", "memory-limit", ["--memory-limit", "2MiB"]),
     ]:
         name, inp, out = unique(kind), unique("in"), unique("out")
         outputs, dlq = Reader(pulsar_url, out), Reader(pulsar_url, f"{NS}{inp}-{name}-DLQ")
