@@ -20,6 +20,7 @@ import zmq
 
 from fscommon.protocol import MAX_EVENT_BYTES, ProtocolError, decode_event
 from fscommon.worker_spec import WorkerSpec
+from fsd import dead_letters
 from fsd.autoscaler import Autoscaler
 from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
@@ -353,6 +354,7 @@ class Daemon:
             if self.broker is not None:
                 self.broker.stop()
             self.compiler.close()
+            dead_letters.shutdown()
             if self.cluster is not None:
                 self.cluster.close()  # closes the cluster's registry too
             elif self.functions.registry is not None:

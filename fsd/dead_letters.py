@@ -36,6 +36,14 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def shutdown() -> None:
+    """Stop the pool (fsd's exit): work in flight is abandoned, its replies already moot."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
 def dead_letter_topics(spec: FunctionSpec) -> list[str]:
     """Where the function's workers dead-letter (fsworker/pulsar_io.py), full names."""
     from fsworker.pulsar_io import dead_letter_topic
