@@ -89,6 +89,7 @@ class Daemon:
         self.notices: Notices | None = None
         self.metrics: MetricsServer | None = None
         self.autoscaler: Autoscaler | None = None
+        self._specs: list[FunctionSpec] = []
 
     def state_path(self, function: str) -> Path:
         """The function's state database (kept after delete unless purged)."""
@@ -115,7 +116,7 @@ class Daemon:
 
     def reconcile(self) -> None:
         """Move the replicas this host runs toward the registry (every tick, and on change)."""
-        specs = self.functions.all()
+        specs = self._specs = self.functions.all()
         if self.cluster is None:
             self.supervisor.reconcile(specs)
             return
@@ -364,7 +365,7 @@ class Daemon:
 
     def _watch_load(self) -> None:
         """Backlog targets, autoscaling decisions and the metrics snapshot (every tick)."""
-        specs = self.functions.all()
+        specs = self._specs  # read by this tick's reconcile
         if self.backlog is not None:
             # Every registered function: a cluster's leader decides for replicas elsewhere too.
             self.backlog.set_targets(
