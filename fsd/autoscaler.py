@@ -111,6 +111,9 @@ class Autoscaler:
         self._deciders: dict[str, Decider] = {}
         self._seen: dict[str, float] = {}  # function -> time of the last sample decided on
         self.last: dict[str, tuple[Decision, float]] = {}  # function -> (decision, wall time)
+        # The last lag measured: a decision that measures nothing (waiting for new
+        # replicas) must not blank the gauge.
+        self._lag: dict[str, float] = {}
 
     def tick(self, specs: Sequence[FunctionSpec], deciding: bool) -> None:
         """Decide for every autoscaled function with a new backlog sample (main loop)."""
@@ -119,6 +122,7 @@ class Autoscaler:
             self._deciders.clear()
             self._seen.clear()
             self.last.clear()
+            self._lag.clear()
             return
         wanted = {}
         for spec in specs:
@@ -142,10 +146,14 @@ class Autoscaler:
             del self._deciders[gone]
             self._seen.pop(gone, None)
             self.last.pop(gone, None)
+            self._lag.pop(gone, None)
 
     def _apply(self, spec: FunctionSpec, decision: Decision) -> None:
         previous = self.last.get(spec.name)
         self.last[spec.name] = (decision, time.time())
+        if decision.lag is not None:
+            self._lag[spec.name] = decision.lag
+        old = spec.replicas  # before the write (a backend may hand back the same object)
         moved = decision.action in (Action.UP, Action.DOWN)
         if moved and self._writer.autoscale(spec.name, decision.replicas, decision.reason) is None:
             return  # busy (a roll or a drain) or no longer autoscaled: next sample decides
@@ -157,7 +165,7 @@ class Autoscaler:
             return
         event = {
             "action": str(decision.action),
-            "old": spec.replicas,
+            "old": old,
             "new": decision.replicas,
             "reason": decision.reason,
             **{k: v for k, v in decision.to_public().items() if k not in ("action", "reason")},
@@ -173,6 +181,6 @@ class Autoscaler:
         decision, at = last
         return {**decision.to_public(), "time": at}
 
-    def gauges(self) -> dict[str, float | None]:
-        """The lag of every function decided on (for the metrics snapshot)."""
-        return {name: decision.lag for name, (decision, _at) in self.last.items()}
+    def gauges(self) -> dict[str, float]:
+        """The last lag measured of every function decided on (for the metrics snapshot)."""
+        return dict(self._lag)

@@ -71,9 +71,16 @@ def test_a_burst_scales_out_drains_every_message_and_scales_back(scaled, pulsar_
         producer.finish()
         # Replicas rise above 1 while the backlog drains.
         wait_for(lambda: fsd.status(name)["replicas_wanted"] > 1, 60, "a scale-up")
-        samples = scrape(port)
-        assert value(samples, "fs_function_desired_replicas", function=name) > 1
-        assert value(samples, "fs_function_lag_seconds", function=name) is not None
+        samples = wait_for(
+            lambda: (
+                (s := scrape(port))
+                and (value(s, "fs_function_desired_replicas", function=name) or 0) > 1
+                and s
+            ),
+            10,
+            "the metrics snapshot to show the scale-up",
+        )
+        assert value(samples, "fs_function_lag_seconds", function=name) > 0
         seen = collector.collect_until(BURST, timeout=300)
         missing, duplicates = report(seen, BURST)
         assert not missing, f"{len(missing)} messages never came out, e.g. {missing[:5]}"
