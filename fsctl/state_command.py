@@ -32,6 +32,14 @@ def _state_json(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _reply(data: dict[str, Any], as_json: bool, text: str) -> None:
+    """One key's reply: JSON, or the line for people."""
+    if as_json:
+        show.emit_json(_state_json(data))
+    else:
+        click.echo(text)
+
+
 @state.command(name="get")
 @click.option("-n", "--name", required=True, help="Function name.")
 @click.argument("key")
@@ -40,10 +48,7 @@ def _state_json(item: dict[str, Any]) -> dict[str, Any]:
 def state_get(ctx: Ctx, name: str, key: str, as_json: bool) -> None:
     """Print one value (exit 1 if the key is missing)."""
     data = ctx.call("state", {"name": name, "op": "get", "key": key.encode()})
-    if as_json:
-        show.emit_json(_state_json(data))
-    else:
-        click.echo(_show_value(data["value"]))
+    _reply(data, as_json, _show_value(data["value"]))
     if data["value"] is None:
         sys.exit(CtlExit.FAILED)
 
@@ -57,11 +62,7 @@ def state_get(ctx: Ctx, name: str, key: str, as_json: bool) -> None:
 def state_put(ctx: Ctx, name: str, key: str, value: str, as_json: bool) -> None:
     """Set one value."""
     args = {"name": name, "op": "put", "key": key.encode(), "value": value.encode()}
-    data = ctx.call("state", args)
-    if as_json:
-        show.emit_json(_state_json(data))
-    else:
-        click.echo(f"{key} = {value}")
+    _reply(ctx.call("state", args), as_json, f"{key} = {value}")
 
 
 @state.command(name="delete")
@@ -72,10 +73,7 @@ def state_put(ctx: Ctx, name: str, key: str, value: str, as_json: bool) -> None:
 def state_delete(ctx: Ctx, name: str, key: str, as_json: bool) -> None:
     """Remove one key."""
     data = ctx.call("state", {"name": name, "op": "delete", "key": key.encode()})
-    if as_json:
-        show.emit_json(_state_json(data))
-    else:
-        click.echo(f"{key} deleted")
+    _reply(data, as_json, f"{key} deleted")
 
 
 @state.command(name="list")
