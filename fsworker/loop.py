@@ -49,6 +49,7 @@ from fsworker.publish import FUNCTION_PROPERTY, Publisher
 from fsworker.pulsar_fast import receiver
 from fsworker.pulsar_io import PulsarIO
 from fsworker.records import dead_letter, message_meta
+from fsworker.redeliveries import HandedBack
 
 __all__ = ["CRASH", "FUNCTION_PROPERTY", "Counters", "ProcessingLoop"]
 
@@ -94,6 +95,8 @@ class ProcessingLoop:
         self._at_most_once = options.guarantee == AT_MOST_ONCE
         self._stopping = False
         self._ledger = ledger
+        # Failover: the broker does not count redeliveries, so the loop does.
+        self._handed_back = HandedBack() if options.ordering == STRICT else None
         # Exactly-once state (fsworker/done_marks.py) where the function has a store.
         self._marks = (
             DoneMarks(host.transaction)
@@ -198,7 +201,7 @@ class ProcessingLoop:
     def _handle(self, batch: list[pulsar.Message]) -> None:
         ledger = self._ledger
         if ledger is None:
-            self._run(batch, [m.redelivery_count() + 1 for m in batch])
+            self._run(batch, [self._redeliveries(m) + 1 for m in batch])
             return
         mids = [m.message_id().serialize() for m in batch]
         known = ledger.known()
@@ -211,9 +214,9 @@ class ProcessingLoop:
         for msg, mid in zip(batch, mids, strict=True):
             seen = known.get(mid)
             if seen is None:
-                normal.append((msg, mid, msg.redelivery_count() + 1))
+                normal.append((msg, mid, self._redeliveries(msg) + 1))
             else:
-                suspects.append((msg, mid, max(seen, msg.redelivery_count()) + 1))
+                suspects.append((msg, mid, max(seen, self._redeliveries(msg)) + 1))
         if normal:
             ledger.begin([(mid, n) for _, mid, n in normal])
             whole = not suspects  # suspects may come earlier on the topic
@@ -233,6 +236,12 @@ class ProcessingLoop:
             with ledger.suspect_call():
                 retried = self._run([msg], [attempt], whole=False, sync=True)
             ledger.settle(mid, attempt if retried else None)
+
+    def _redeliveries(self, msg: pulsar.Message) -> int:
+        """How many times ``msg`` was handed back before (fsworker/redeliveries.py)."""
+        if self._handed_back is not None:
+            return self._handed_back.redeliveries(msg)
+        return msg.redelivery_count()
 
     def _take_at_most_once(
         self,
@@ -301,6 +310,8 @@ class ProcessingLoop:
 
         published = self._publisher.publish_batch(batch, outcomes, overrides, failures)
         if not failures:  # the common case: every input done
+            if self._handed_back:
+                self._handed_back.note([], batch)
             result = BatchResult(batch, list(batch), [], published, 0, started, whole)
             return self._committer.commit(result, allow_pipeline=not sync)
         done: list[pulsar.Message] = []
@@ -325,6 +336,8 @@ class ProcessingLoop:
                     attempt=attempts[i],
                 )
                 retry.append(msg)
+        if self._handed_back is not None:
+            self._handed_back.note(retry, done)
         result = BatchResult(batch, done, retry, published, dead, started, whole)
         return self._committer.commit(result, allow_pipeline=not sync)
 
