@@ -71,6 +71,10 @@ class Publisher:
                 failures[i] = (outcome.kind, str(outcome))
                 continue
             override = overrides[i] if overrides is not None else None
+            if override is not None and not (
+                override.key is not None or override.properties or override.event_time
+            ):
+                override = None  # a guest that can set metadata but did not: pass through
             if fast is not None and override is None:
                 published += fast(msg, outcome)
                 continue

@@ -144,7 +144,7 @@ def throughput_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> N
     ):
         if payload == "JSON":
             paths.append((raw_json, lambda: throughput_raw(env, "JSON")))
-        for r in (1, 2, 4):
+        for r in opts.replicas:
             name = f"{label}, {r} replica{'s' if r > 1 else ''}"
             paths.append((name, lambda r=r, w=wasm, p=payload: throughput_fs(env, w, p, r)))
             if before and r == 1:
@@ -266,6 +266,11 @@ def main() -> int:
         help="extra standalone.conf line for the broker (repeat), to try a broker setting",
     )
     parser.add_argument(
+        "--replicas",
+        default="1,2,4",
+        help="replica counts of the FS throughput paths, comma-separated (1,2,4)",
+    )
+    parser.add_argument(
         "--before",
         metavar="REV",
         help="also run the 1-replica paths and the latency on the code of git revision REV "
@@ -278,6 +283,10 @@ def main() -> int:
     opts.latency_seconds = 10.0 if opts.quick else 20.0
     opts.only = opts.only or ["broker", "throughput", "languages", "latency"]
     opts.perf_seconds = 10
+    try:
+        opts.replicas = [int(r) for r in opts.replicas.split(",")]
+    except ValueError:
+        parser.error("--replicas takes numbers, e.g. 1,2,4")
     opts.before_label = f"before: {opts.before}" if opts.before else None
     if opts.messages < 1000 or opts.runs < 1 or opts.warmup < 0:
         parser.error("--messages must be >= 1000, --runs >= 1, --warmup >= 0")
