@@ -132,8 +132,10 @@ class Committer:
 
     def can_pipeline(self, result: BatchResult) -> bool:
         """Whether this batch may be confirmed without blocking (see the module docstring)."""
+        # A stand-in producer (not pulsar-client's) is confirmed through io.flush() as before.
         return (
             self._output is not None
+            and self._output.fast
             and not self._at_most_once
             and result.dead == 0
             and (self._host is None or self._host.transaction is None)

@@ -68,6 +68,7 @@ class AsyncSender(Sender):
     def __init__(self, calls: Calls) -> None:
         super().__init__(calls)
         self.calls = calls
+        self.fast = True  # as pulsar-client's producer: pipelined
 
     def flush_async(self, callback: Any) -> None:
         self.calls.log.append(("flush-async", None))
