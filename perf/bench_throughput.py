@@ -101,7 +101,7 @@ class BenchPulsar(EmbeddedPulsar):
 def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
     if "broker" in opts.only and not opts.no_pulsar_perf:
         progress("broker limit (pulsar-perf) ...")
-        busy = wait_quiet()
+        busy = wait_quiet(max_wait=opts.quiet_wait)
         doc["broker_limit"] = broker_limit(env, opts.perf_seconds)
         doc["broker_limit"]["machine CPU busy just before (%)"] = busy
     doc["throughput"], doc["ceilings"], doc["latency"] = {}, {}, {}
@@ -119,7 +119,7 @@ def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
             paths += ((f"FS basic JSON, 1 replica ({opts.before_label})", BEFORE),)
         for label, through in paths:
             progress(f"latency: {label}, {LATENCY_RATE} msg/s for {opts.latency_seconds:.0f} s ...")
-            busy = wait_quiet()
+            busy = wait_quiet(max_wait=opts.quiet_wait)
             res = latency_run(env, through, opts.latency_seconds)
             res["machine CPU busy just before (%)"] = busy
             doc["latency"][label] = res
@@ -165,6 +165,8 @@ def languages_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> No
         paths.append((raw_json, lambda: throughput_raw(env, "JSON")))
     for wasm in sorted(REPO.glob("examples/basic/*/basic.wasm")):
         lang = wasm.parent.name
+        if opts.languages and lang not in opts.languages:
+            continue
         paths.append(
             (f"FS basic {lang}, 1 replica", lambda w=wasm: throughput_fs(env, w, "JSON", 1))
         )
@@ -196,7 +198,7 @@ def _run_paths(
     for run in range(opts.runs):
         for label, measure in paths:
             progress(f"throughput run {run + 1}/{opts.runs}: {label} ...")
-            busy = wait_quiet()
+            busy = wait_quiet(max_wait=opts.quiet_wait)
             res = measure()
             res["machine CPU busy just before (%)"] = busy
             for key, value in res.items():
@@ -266,6 +268,17 @@ def main() -> int:
         help="extra standalone.conf line for the broker (repeat), to try a broker setting",
     )
     parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="wait up to S seconds before each path for other load on the machine to pass (60)",
+    )
+    parser.add_argument(
+        "--languages",
+        help="only these examples/basic languages, comma-separated (default: every one)",
+    )
+    parser.add_argument(
         "--replicas",
         default="1,2,4",
         help="replica counts of the FS throughput paths, comma-separated (1,2,4)",
@@ -283,6 +296,7 @@ def main() -> int:
     opts.latency_seconds = 10.0 if opts.quick else 20.0
     opts.only = opts.only or ["broker", "throughput", "languages", "latency"]
     opts.perf_seconds = 10
+    opts.languages = opts.languages.split(",") if opts.languages else None
     try:
         opts.replicas = [int(r) for r in opts.replicas.split(",")]
     except ValueError:
