@@ -1,22 +1,17 @@
 """The processing loop: take what is queued, call the guest on the batch, publish, commit.
 
-At-least-once without a Python callback per message (see DESIGN): results are
-sent without a callback, and fsworker/commit.py acknowledges the inputs only
-once the broker has confirmed every output of their batch (and any state is
-committed); the commit order lives there, not here. Under load the
-confirmation of one batch overlaps with the processing of the next (one batch
-in flight at most).
+At-least-once without a Python callback per message (see DESIGN): the commit
+order (outputs confirmed, state committed, inputs acknowledged) lives in
+fsworker/commit.py; under load one batch's confirmation overlaps the next batch.
 
 A message that fails (guest trap, time or memory limit, error result, schema
 mismatch) is negatively acknowledged and redelivered after ``retry_delay_ms``;
 once it has been redelivered ``max_retries`` times, it goes to the dead-letter
 topic with properties saying why, and is acknowledged. Nothing is dropped.
 
-Heartbeats are sent from this loop, so a loop stuck in the guest stops them.
-Before a guest call that may take long (fsworker/guest.py ``before_call``), the
-loop announces in a beat how long the call may take under its time limit
-(``busy_ms``), so fsd does not take a guest working inside its limits for a hung
-worker (docs/abi.md, "Time limits and the heartbeat").
+Heartbeats come from this loop, so a loop stuck in the guest stops them; before a
+guest call that may take long it announces how long (``busy_ms``), so fsd does not
+take a guest within its limits for a hung worker (docs/abi.md, "Time limits ...").
 
 With an attempt ledger (fsworker/attempts.py) the ids of the messages about to
 be called are noted on disk first, so an attempt that ends with the worker dying
@@ -201,12 +196,17 @@ class ProcessingLoop:
     def _handle(self, batch: list[pulsar.Message]) -> None:
         ledger = self._ledger
         if ledger is None:
-            self._run(batch, [self._redeliveries(m) + 1 for m in batch])
+            self._run(batch, self._attempts(batch))
             return
         mids = [m.message_id().serialize() for m in batch]
         known = ledger.known()
         if self._at_most_once:
             self._take_at_most_once(ledger, batch, mids, known)
+            return
+        if not known:  # the common case: no message a dead worker had in hand
+            attempts = self._attempts(batch)
+            ledger.begin(list(zip(mids, attempts, strict=True)))
+            self._run(batch, attempts)
             return
         limit = self._options.max_retries + 1
         normal: list[tuple[pulsar.Message, bytes, int]] = []
@@ -237,11 +237,16 @@ class ProcessingLoop:
                 retried = self._run([msg], [attempt], whole=False, sync=True)
             ledger.settle(mid, attempt if retried else None)
 
+    def _attempts(self, batch: list[pulsar.Message]) -> list[int]:
+        """The attempt number of each message of the batch (1 for a first delivery)."""
+        if self._handed_back is None:
+            return [m.redelivery_count() + 1 for m in batch]
+        return [self._handed_back.redeliveries(m) + 1 for m in batch]
+
     def _redeliveries(self, msg: pulsar.Message) -> int:
         """How many times ``msg`` was handed back before (fsworker/redeliveries.py)."""
-        if self._handed_back is not None:
-            return self._handed_back.redeliveries(msg)
-        return msg.redelivery_count()
+        counts = self._handed_back
+        return counts.redeliveries(msg) if counts is not None else msg.redelivery_count()
 
     def _take_at_most_once(
         self,
