@@ -14,9 +14,9 @@ Two ways to confirm:
 * **pipelined**: the common case (one output producer, nothing else to commit).
   ``flush_async`` sends the batch's outputs as one entry and calls back once the
   broker confirmed them; meanwhile the loop takes and processes the next batch,
-  and the previous batch is acknowledged when its confirmation is in. At most
-  one batch waits like this, and batches are settled in the order they were
-  submitted, so the acks follow the same order as with a blocking flush. A
+  and earlier batches are acknowledged when their confirmations are in. At most
+  ``MAX_IN_FLIGHT`` batches wait like this, and batches are settled in the order
+  they were submitted, so the acks follow the same order as with a blocking flush. A
   failed confirmation negatively acknowledges the whole batch, as a failed
   ``flush()`` does. One Python callback per batch, never per message.
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,9 @@ from fsworker.pulsar_fast import Sender
 from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.loop")
+
+# Pipelined batches that may wait for their confirmation at once (the loop keeps going).
+MAX_IN_FLIGHT = 2
 
 # Errors that mean "this batch's outputs or state did not make it": redeliver the batch.
 COMMIT_ERRORS = (pulsar.PulsarException, StateError, sqlite3.Error)
@@ -121,14 +125,14 @@ class Committer:
         self._host = host
         self._marks = marks
         self._after_publish = after_publish  # a test hook: runs between confirmation and acks
-        self._pending: _Pending | None = None
+        self._pending: deque[_Pending] = deque()  # oldest first
         # Failover: ids (serialized) per topic handed back for redelivery and not yet settled.
         self._awaiting: dict[str, set[bytes]] = {}
 
     @property
     def pending(self) -> bool:
-        """A pipelined batch waits for its confirmation."""
-        return self._pending is not None
+        """Pipelined batches wait for their confirmation."""
+        return bool(self._pending)
 
     def can_pipeline(self, result: BatchResult) -> bool:
         """Whether this batch may be confirmed without blocking (see the module docstring)."""
@@ -151,24 +155,33 @@ class Committer:
             pending = _Pending(result)
             assert self._output is not None
             self._output.flush_async(pending.on_flushed)
-            self.settle()  # the previous batch: acknowledged in submission order
-            self._pending = pending
+            # Earlier batches, in submission order: those already confirmed now, and the
+            # oldest waited for once MAX_IN_FLIGHT are out (the confirmation of a
+            # 1,000-message entry sometimes takes longer than processing the next batch).
+            self.settle(timeout=0)
+            while len(self._pending) >= MAX_IN_FLIGHT:
+                self._settle_oldest(None)
+            self._pending.append(pending)
             return len(result.retry)
         self.settle()
         return self._commit_now(result)
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Wait for the pipelined batch's confirmation, then acknowledge it.
+        """Acknowledge the pipelined batches in order, each once its confirmation is in.
 
-        With a ``timeout`` (seconds), gives up waiting after it and returns False;
-        True once nothing is pending.
+        With a ``timeout`` (seconds) for each, stops at the first batch not confirmed
+        within it and returns False; True once nothing is pending.
         """
-        pending = self._pending
-        if pending is None:
-            return True
+        while self._pending:
+            if not self._settle_oldest(timeout):
+                return False
+        return True
+
+    def _settle_oldest(self, timeout: float | None) -> bool:
+        pending = self._pending[0]
         if not pending.confirmed.wait(timeout):
             return False
-        self._pending = None
+        self._pending.popleft()
         outcome = pending.outcome[0] if pending.outcome else None
         if outcome != pulsar.Result.Ok:
             self._hand_back(pending.result, f"the broker did not confirm the outputs: {outcome}")

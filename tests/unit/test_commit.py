@@ -228,3 +228,28 @@ def test_failover_retries_are_counted_by_the_worker() -> None:
     assert counts.redeliveries(msg) == 2 and counts.redeliveries(other) == 0
     counts.note([], [msg])  # done (or dead-lettered): forgotten
     assert not counts and counts.redeliveries(msg) == 0
+
+
+def test_two_batches_may_wait_and_a_third_waits_for_the_oldest() -> None:
+    import threading
+
+    from fsworker.commit import MAX_IN_FLIGHT
+
+    assert MAX_IN_FLIGHT == 2
+    calls = Calls()
+    calls.manual = True
+    c, _ = committer(calls)
+    a, b, d = [Msg("t", 1)], [Msg("t", 2)], [Msg("t", 3)]
+    c.commit(result(a))
+    c.commit(result(b))  # does not wait: two in flight
+    assert [what for what, _ in calls.log] == ["flush-async", "flush-async"]
+    # The third waits for the oldest (confirmed from another thread, as the client does).
+    threading.Timer(0.05, lambda: calls.callbacks[0](pulsar.Result.Ok)).start()
+    c.commit(result(d))
+    assert [what for what, _ in calls.log] == ["flush-async"] * 3 + ["ack"]
+    assert calls.log[-1] == ("ack", a[0])
+    calls.callbacks[2](pulsar.Result.Ok)  # d confirmed before b: still acknowledged after b
+    assert not c.settle(timeout=0.01)
+    calls.callbacks[1](pulsar.Result.Ok)
+    assert c.settle()
+    assert [str(m) for what, m in calls.log if what == "ack"] == ["t:1", "t:2", "t:3"]
