@@ -1,22 +1,17 @@
-"""The processing loop: take what is queued, call the guest on the batch, publish, confirm, ack.
+"""The processing loop: take what is queued, call the guest on the batch, publish, commit.
 
-At-least-once without a Python callback per message (see DESIGN): results are
-sent with ``send_async(..., None)``; ``flush()`` returns once the broker has
-confirmed every one of them (and raises if a send failed), and only then are
-the inputs acknowledged. A failed flush negatively acknowledges the whole
-batch, so the broker redelivers it. The client groups acknowledgements on the
-wire (100 ms), which is the bulk acknowledgement the Python client offers.
+At-least-once without a Python callback per message (see DESIGN): the commit
+order (outputs confirmed, state committed, inputs acknowledged) lives in
+fsworker/commit.py; under load one batch's confirmation overlaps the next batch.
 
 A message that fails (guest trap, time or memory limit, error result, schema
 mismatch) is negatively acknowledged and redelivered after ``retry_delay_ms``;
 once it has been redelivered ``max_retries`` times, it goes to the dead-letter
 topic with properties saying why, and is acknowledged. Nothing is dropped.
 
-Heartbeats are sent from this loop, so a loop stuck in the guest stops them.
-Before a guest call that may take long (fsworker/guest.py ``before_call``), the
-loop announces in a beat how long the call may take under its time limit
-(``busy_ms``), so fsd does not take a guest working inside its limits for a hung
-worker (docs/abi.md, "Time limits and the heartbeat").
+Heartbeats come from this loop, so a loop stuck in the guest stops them; before a
+guest call that may take long it announces how long (``busy_ms``), so fsd does not
+take a guest within its limits for a hung worker (docs/abi.md, "Time limits ...").
 
 With an attempt ledger (fsworker/attempts.py) the ids of the messages about to
 be called are noted on disk first, so an attempt that ends with the worker dying
@@ -28,10 +23,8 @@ At-most-once skips a message a worker on this host already took.
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pulsar
@@ -41,39 +34,29 @@ from fscommon.function_options import FunctionOptions
 from fscommon.latency import LatencyHistogram
 from fscommon.protocol import EventKind, heartbeat_fields
 from fsworker.attempts import AttemptLedger
-from fsworker.codec import SchemaError, input_decoder, output_encoder
+from fsworker.codec import SchemaError, input_decoder
+from fsworker.commit import BatchResult, Committer, Counters
 from fsworker.done_marks import DoneMarks
 from fsworker.fsd_link import FsdLink
-from fsworker.guest import Guest, GuestError
-from fsworker.host_context import HostContext, OutputMeta
+from fsworker.guest import Guest
+from fsworker.host_context import HostContext
+from fsworker.publish import FUNCTION_PROPERTY, Publisher
+from fsworker.pulsar_fast import receiver
 from fsworker.pulsar_io import PulsarIO
-from fsworker.records import dead_letter, message_meta, sequence_id
-from fsworker.state_store import StateError
+from fsworker.records import dead_letter, message_meta
+from fsworker.redeliveries import HandedBack
+
+__all__ = ["CRASH", "FUNCTION_PROPERTY", "Counters", "ProcessingLoop"]
 
 log = structlog.get_logger("fsworker.loop")
 
 RECEIVE_TIMEOUT_MS = 100
-FUNCTION_PROPERTY = "fs-function"
 # fs-error-kind of a message whose attempts all ended with the worker dying.
 CRASH = "crash"
+AT_MOST_ONCE = "at-most-once"
+STRICT = "strict"  # --ordering strict: a Failover subscription
 
 Failure = tuple[str, str]  # (fs-error-kind, one-line error)
-
-
-@dataclass
-class Counters:
-    """Per-replica message counters, reported in heartbeats."""
-
-    received: int = 0
-    processed: int = 0  # inputs whose outputs were confirmed (or that had none)
-    failed: int = 0  # failed attempts (each retry counts)
-    retried: int = 0  # failed attempts handed back for redelivery
-    dead_lettered: int = 0
-    published: int = 0  # output records confirmed
-
-    def as_dict(self) -> dict[str, int]:
-        """For the heartbeat event."""
-        return dict(self.__dict__)
 
 
 class ProcessingLoop:
@@ -95,25 +78,20 @@ class ProcessingLoop:
     ) -> None:
         self._guest = guest
         self._io = io
-        self._consumer = io.consumer
+        # The client binding where it is a real consumer (fsworker/pulsar_fast.py).
+        self._consumer = receiver(io.consumer)
         self._link = link
         self._options = options
         self._function = function
         self._replica = replica
         self._max_batch = max_batch
         self._heartbeat_interval = heartbeat_interval
-        self._after_publish = after_publish  # a test hook: runs between flush and ack
-        self._host = host
         self._decode = input_decoder(options)
-        self._encode = output_encoder(options)
-        self._effectively_once = options.guarantee == "effectively-once"
-        self._at_most_once = options.guarantee == "at-most-once"
-        passing = set(options.pass_through)
-        self._pass_key = "key" in passing
-        self._pass_props = "properties" in passing
-        self._pass_time = "event-time" in passing
+        self._at_most_once = options.guarantee == AT_MOST_ONCE
         self._stopping = False
         self._ledger = ledger
+        # Failover: the broker does not count redeliveries, so the loop does.
+        self._handed_back = HandedBack() if options.ordering == STRICT else None
         # Exactly-once state (fsworker/done_marks.py) where the function has a store.
         self._marks = (
             DoneMarks(host.transaction)
@@ -127,6 +105,20 @@ class ProcessingLoop:
         self.counters = Counters()
         # Per-message processing latency (fscommon/latency.py), one update per batch.
         self.latency = LatencyHistogram()
+        self._publisher = Publisher(io, options, function)
+        self._committer = Committer(
+            io,
+            self._consumer,
+            self.counters,
+            self.latency,
+            output=self._publisher.output,
+            # Only a Failover subscription takes cumulative acknowledgements.
+            cumulative=options.ordering == STRICT,
+            at_most_once=self._at_most_once,
+            host=host,
+            marks=self._marks,
+            after_publish=after_publish,
+        )
 
     def stop(self) -> None:
         """Ask the loop to end after the current batch (safe from a signal handler)."""
@@ -159,30 +151,38 @@ class ProcessingLoop:
             self._beat(now)
 
     def run(self) -> None:
-        """Process batches until stopped."""
-        clock = time.perf_counter
-        observe = self.latency.observe
+        """Process batches until stopped; the last batch is acknowledged before it returns."""
         while not self._stopping:
             now = time.monotonic()
             if now >= self._next_beat:
                 self._beat(now)
             batch = self._take_batch()
             if batch:
-                started = clock()
                 self._handle(batch)
-                # Every message of the batch was acknowledged at the end of it.
-                observe(clock() - started, len(batch))
+        self._committer.settle()
         if self._ledger is not None:
             self._ledger.close()
         self._link.send(EventKind.HEARTBEAT, **self.heartbeat())
 
     def _take_batch(self) -> list[pulsar.Message]:
-        """Block briefly for one message, then take whatever else is already queued."""
+        """Take whatever is already queued, up to max_batch; block briefly if nothing is.
+
+        While a batch waits for its confirmation, nothing queued means the loop
+        has time: it settles that batch first, so its acks never wait on an idle
+        receive.
+        """
         receive = self._consumer.receive
+        committer = self._committer
         try:
-            first = receive(RECEIVE_TIMEOUT_MS)
+            first = receive(0 if committer.pending else RECEIVE_TIMEOUT_MS)
         except pulsar.Timeout:
-            return []
+            if not committer.pending:
+                return []
+            committer.settle()
+            try:
+                first = receive(RECEIVE_TIMEOUT_MS)
+            except pulsar.Timeout:
+                return []
         batch = [first]
         limit = self._max_batch
         while len(batch) < limit:
@@ -196,12 +196,17 @@ class ProcessingLoop:
     def _handle(self, batch: list[pulsar.Message]) -> None:
         ledger = self._ledger
         if ledger is None:
-            self._run(batch, [m.redelivery_count() + 1 for m in batch])
+            self._run(batch, self._attempts(batch))
             return
         mids = [m.message_id().serialize() for m in batch]
         known = ledger.known()
         if self._at_most_once:
             self._take_at_most_once(ledger, batch, mids, known)
+            return
+        if not known:  # the common case: no message a dead worker had in hand
+            attempts = self._attempts(batch)
+            ledger.begin(list(zip(mids, attempts, strict=True)))
+            self._run(batch, attempts)
             return
         limit = self._options.max_retries + 1
         normal: list[tuple[pulsar.Message, bytes, int]] = []
@@ -209,12 +214,13 @@ class ProcessingLoop:
         for msg, mid in zip(batch, mids, strict=True):
             seen = known.get(mid)
             if seen is None:
-                normal.append((msg, mid, msg.redelivery_count() + 1))
+                normal.append((msg, mid, self._redeliveries(msg) + 1))
             else:
-                suspects.append((msg, mid, max(seen, msg.redelivery_count()) + 1))
+                suspects.append((msg, mid, max(seen, self._redeliveries(msg)) + 1))
         if normal:
             ledger.begin([(mid, n) for _, mid, n in normal])
-            self._run([m for m, _, _ in normal], [n for _, _, n in normal])
+            whole = not suspects  # suspects may come earlier on the topic
+            self._run([m for m, _, _ in normal], [n for _, _, n in normal], whole=whole)
         # A suspect goes alone: if it kills the worker again, only it is blamed.
         for msg, mid, attempt in suspects:
             if attempt > limit:
@@ -223,13 +229,24 @@ class ProcessingLoop:
                     f"the worker process died while this message was in flight (a native "
                     f"crash, an abort, or a kill after a hang); {attempt - 1} attempts in all"
                 )
-                self._run([msg], [attempt - 1], {0: (CRASH, error)})
+                self._run([msg], [attempt - 1], {0: (CRASH, error)}, whole=False, sync=True)
                 ledger.settle(mid, None)
                 continue
             ledger.begin([(mid, attempt)])
             with ledger.suspect_call():
-                retried = self._run([msg], [attempt])
+                retried = self._run([msg], [attempt], whole=False, sync=True)
             ledger.settle(mid, attempt if retried else None)
+
+    def _attempts(self, batch: list[pulsar.Message]) -> list[int]:
+        """The attempt number of each message of the batch (1 for a first delivery)."""
+        if self._handed_back is None:
+            return [m.redelivery_count() + 1 for m in batch]
+        return [self._handed_back.redeliveries(m) + 1 for m in batch]
+
+    def _redeliveries(self, msg: pulsar.Message) -> int:
+        """How many times ``msg`` was handed back before (fsworker/redeliveries.py)."""
+        counts = self._handed_back
+        return counts.redeliveries(msg) if counts is not None else msg.redelivery_count()
 
     def _take_at_most_once(
         self,
@@ -241,32 +258,35 @@ class ProcessingLoop:
         """Note the ids as taken before acknowledging; skip what a dead worker took."""
         fresh = [(m, mid) for m, mid in zip(batch, mids, strict=True) if mid not in known]
         if len(fresh) < len(batch):
-            for msg, mid in zip(batch, mids, strict=True):
-                if mid in known:
-                    self._consumer.acknowledge(msg)
+            self._committer.acknowledge_now(
+                [m for m, mid in zip(batch, mids, strict=True) if mid in known]
+            )
             log.warning(
                 "skipped messages a worker took before it died (at-most-once)",
                 skipped=len(batch) - len(fresh),
             )
         if fresh:
             ledger.begin([(mid, 1) for _, mid in fresh])
-            self._run([m for m, _ in fresh], [1] * len(fresh))
+            self._run([m for m, _ in fresh], [1] * len(fresh), whole=False)
 
     def _run(
         self,
         batch: list[pulsar.Message],
         attempts: list[int],
         preset: dict[int, Failure] | None = None,
+        whole: bool = True,
+        sync: bool = False,
     ) -> int:
-        """Call, publish, commit, acknowledge one batch; how many were handed back to retry.
+        """Call, publish and hand one batch to the committer; how many were handed back.
 
         ``attempts[i]`` is the attempt number of ``batch[i]``; ``preset`` failures
-        are not called.
+        are not called. ``whole``: the batch is all that was taken (cumulative
+        acknowledgement allowed, fsworker/commit.py); ``sync``: confirm before
+        returning (the count then includes a failed confirmation).
         """
-        consumer = self._consumer
+        started = time.perf_counter()
         if self._at_most_once:
-            for msg in batch:
-                consumer.acknowledge(msg)
+            self._committer.acknowledge_now(batch)
         elif self._marks is not None and not preset:
             batch, attempts = self._skip_done(batch, attempts)
             if not batch:
@@ -274,38 +294,36 @@ class ProcessingLoop:
         payloads: list[bytes | None] = []
         failures: dict[int, Failure] = dict(preset) if preset else {}
         decode = self._decode
-        for i, msg in enumerate(batch):
-            if i in failures:
-                payloads.append(None)
-                continue
-            data = msg.data()
-            if decode is not None:
-                try:
-                    data = decode(data)
-                except SchemaError as exc:
-                    failures[i] = ("schema", str(exc))
+        if decode is None and not failures:
+            payloads = [msg.data() for msg in batch]
+        else:
+            for i, msg in enumerate(batch):
+                if i in failures:
                     payloads.append(None)
                     continue
-            payloads.append(data)
+                data = msg.data()
+                if decode is not None:
+                    try:
+                        data = decode(data)
+                    except SchemaError as exc:
+                        failures[i] = ("schema", str(exc))
+                        payloads.append(None)
+                        continue
+                payloads.append(data)
         outcomes = self._call_guest(batch, payloads, failures)
         overrides = self._guest.last_output_meta if len(failures) < len(batch) else None
 
+        published = self._publisher.publish_batch(batch, outcomes, overrides, failures)
+        if not failures:  # the common case: every input done
+            if self._handed_back:
+                self._handed_back.note([], batch)
+            result = BatchResult(batch, list(batch), [], published, 0, started, whole)
+            return self._committer.commit(result, allow_pipeline=not sync)
         done: list[pulsar.Message] = []
         retry: list[pulsar.Message] = []
         dead = 0
-        published = 0
         for i, msg in enumerate(batch):
             failure = failures.get(i)
-            if failure is None:
-                outcome = outcomes[i]
-                if isinstance(outcome, GuestError):
-                    failure = (outcome.kind, str(outcome))
-                else:
-                    try:
-                        override = overrides[i] if overrides is not None else None
-                        published += self._publish(msg, outcome, override)
-                    except SchemaError as exc:
-                        failure = ("schema", str(exc))
             if failure is None:
                 done.append(msg)
                 continue
@@ -323,36 +341,10 @@ class ProcessingLoop:
                     attempt=attempts[i],
                 )
                 retry.append(msg)
-
-        try:
-            if published or dead:
-                self._io.flush()
-            # State written while processing is durable before any input is acknowledged.
-            if self._host is not None and self._host.transaction is not None:
-                if self._marks is not None:
-                    self._marks.mark([m.message_id().serialize() for m in done])
-                self._host.transaction.commit()
-        except (pulsar.PulsarException, StateError, sqlite3.Error) as exc:
-            log.error("publishing or committing state failed; redelivering", error=str(exc))
-            if self._host is not None and self._host.transaction is not None:
-                self._host.transaction.rollback()
-            if not self._at_most_once:
-                for msg in batch:
-                    consumer.negative_acknowledge(msg)
-            self.counters.failed += len(batch)
-            return len(batch)
-        if self._after_publish is not None:
-            self._after_publish()
-        if not self._at_most_once:
-            for msg in done:
-                consumer.acknowledge(msg)
-            for msg in retry:
-                consumer.negative_acknowledge(msg)
-        self.counters.processed += len(done) - dead
-        self.counters.retried += len(retry)
-        self.counters.dead_lettered += dead
-        self.counters.published += published
-        return len(retry)
+        if self._handed_back is not None:
+            self._handed_back.note(retry, done)
+        result = BatchResult(batch, done, retry, published, dead, started, whole)
+        return self._committer.commit(result, allow_pipeline=not sync)
 
     def _skip_done(
         self, batch: list[pulsar.Message], attempts: list[int]
@@ -366,7 +358,7 @@ class ProcessingLoop:
         kept_attempts: list[int] = []
         for msg, attempt in zip(batch, attempts, strict=True):
             if msg.message_id().serialize() in done:
-                self._consumer.acknowledge(msg)
+                self._committer.acknowledge_now([msg])
             else:
                 kept.append(msg)
                 kept_attempts.append(attempt)
@@ -405,44 +397,3 @@ class ProcessingLoop:
                 spread[i] = meta
             guest.last_output_meta = spread
         return outcomes
-
-    def _publish(
-        self, msg: pulsar.Message, outputs: Sequence[bytes], override: OutputMeta | None
-    ) -> int:
-        """Send the outputs of one input (encoded first, so a bad one sends nothing).
-
-        What the guest set through the host API (``override``) replaces the
-        passed-through key and event time, and adds to the properties.
-        """
-        if not outputs:
-            return 0
-        encode = self._encode
-        records = [encode(o) for o in outputs] if encode is not None else outputs
-        if self._effectively_once and self._io.spec.output:
-            producer = self._io.dedup_output(msg.topic_name())
-        else:
-            producer = self._io.output
-            if producer is None:
-                return 0  # a sink function: nothing to publish
-        props = dict(msg.properties()) if self._pass_props else {}
-        props[FUNCTION_PROPERTY] = self._function
-        kwargs: dict[str, Any] = {"properties": props}
-        if self._pass_key:
-            key = msg.partition_key()
-            if key:
-                kwargs["partition_key"] = key
-        if self._pass_time:
-            event_time = msg.event_timestamp()
-            if event_time:
-                kwargs["event_timestamp"] = event_time
-        if override is not None:
-            props.update(override.properties)
-            if override.key is not None:
-                kwargs["partition_key"] = override.key
-            if override.event_time:
-                kwargs["event_timestamp"] = override.event_time
-        for k, record in enumerate(records):
-            if self._effectively_once:
-                kwargs["sequence_id"] = sequence_id(msg, k)
-            producer.send_async(record, None, **kwargs)
-        return len(records)
