@@ -3,7 +3,7 @@
 Blocking Pulsar work, run off fsd's loop (fsd/dead_letters.py). Each dead-letter
 topic is read through the durable Shared subscription ``DLQ_SUBSCRIPTION``
 (fscommon/protocol.py), which the worker creates before it dead-letters anything
-there (fsworker/dead_letter_io.py), so every dead letter is retained until it is
+there (fsworker/pulsar_io.py), so every dead letter is retained until it is
 acknowledged on it. Reading never acknowledges: a consumer that closes with
 messages unacknowledged hands them back, and the next reader sees them again.
 Replay acknowledges a dead letter only after the broker confirmed its re-publish

@@ -24,7 +24,6 @@ from fscommon.protocol import EventKind
 from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
 from fsworker.attempts import AttemptLedger
-from fsworker.dead_letter_io import RetainingPulsarIO
 from fsworker.engine import new_engine
 from fsworker.faults import abort_on_payload, abort_prefix, fault_for
 from fsworker.fsd_link import FsdLink
@@ -33,7 +32,7 @@ from fsworker.host_context import HostContext
 from fsworker.loop import ProcessingLoop
 from fsworker.module_check import InvalidModule, ModuleKind, classify
 from fsworker.parent_watch import die_with_parent, parent_alive, start_orphan_watchdog
-from fsworker.pulsar_io import BrokerUnavailable
+from fsworker.pulsar_io import BrokerUnavailable, PulsarIO
 from fsworker.sandbox import Sandbox
 from fsworker.scratch import make_scratch_dir, pid_gone, remove_scratch_dirs
 from fsworker.state_store import StateError, StateStore, open_state_store
@@ -113,7 +112,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         ) from None
 
     try:
-        io = RetainingPulsarIO(spec, options)
+        io = PulsarIO(spec, options)
     except BrokerUnavailable as exc:
         raise WorkerFailure(WorkerExit.BROKER_UNAVAILABLE, str(exc)) from None
 

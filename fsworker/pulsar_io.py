@@ -4,6 +4,15 @@ The subscription type follows the function's ordering: none -> Shared (replicas
 split the load), key -> Key_Shared (one replica per key at a time), strict ->
 Failover (one active replica per topic). Dead-letter producers are created on
 first use, one per dead-letter topic.
+
+Dead letters are kept until someone deals with them: a message published to a
+topic with no subscription lives only as long as the namespace's retention
+(none by default). Before its first dead letter to a topic, the worker makes
+sure the topic has the durable subscription ``DLQ_SUBSCRIPTION`` (at the
+earliest position, so nothing already there is skipped); every dead letter
+then stays until ``fsctl dlq replay`` or ``purge`` acknowledges it there
+(fsd/dead_letter_box.py). Dead letters are published one message per entry,
+so each can be acknowledged on its own.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import re
 import pulsar
 
 from fscommon.function_options import FunctionOptions
+from fscommon.protocol import DLQ_SUBSCRIPTION
 from fscommon.worker_spec import WorkerSpec
 from fsworker.codec import avro_schema
 from fsworker.pulsar_json_schema import pulsar_json_schema
@@ -43,6 +53,19 @@ def dedup_producer_name(function: str, input_topic: str) -> str:
     """A stable producer name per (function, input topic) for broker-side deduplication."""
     digest = hashlib.sha256(input_topic.encode()).hexdigest()[:12]
     return f"fs-{function}-{digest}"
+
+
+def ensure_dead_letter_subscription(client: pulsar.Client, topic: str) -> None:
+    """Create the durable subscription on ``topic`` if missing (also creates the topic)."""
+    consumer = client.subscribe(
+        topic,
+        DLQ_SUBSCRIPTION,
+        consumer_type=pulsar.ConsumerType.Shared,
+        initial_position=pulsar.InitialPosition.Earliest,
+        receiver_queue_size=1,
+    )
+    # close(), not unsubscribe(): the subscription stays and retains what comes.
+    consumer.close()
 
 
 class PulsarIO:
@@ -131,9 +154,9 @@ class PulsarIO:
         topic = dead_letter_topic(self.options, self.spec.function, input_topic)
         producer = self._dead_letters.get(topic)
         if producer is None:
-            producer = self.client.create_producer(
-                topic, batching_enabled=True, batching_max_publish_delay_ms=1
-            )
+            # The subscription first: not even the first dead letter comes before it.
+            ensure_dead_letter_subscription(self.client, topic)
+            producer = self.client.create_producer(topic, batching_enabled=False)
             self._dead_letters[topic] = producer
         return producer
 
