@@ -31,13 +31,15 @@ def start_consumer(fsd: Fsd, topic: str, count: int) -> subprocess.Popen[str]:
     return proc
 
 
-def produce_and_expect(fsd: Fsd, inp: str, out: str, payload: str, expected: str) -> None:
+def produce_and_expect(
+    fsd: Fsd, inp: str, out: str, payload: str, expected: str, timeout: float = 60
+) -> None:
     consumer = start_consumer(fsd, out, 1)
     try:
         result = fsd.ctl("produce", "-n", inp, "-c", payload)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "Event produced"
-        stdout, _ = consumer.communicate(timeout=60)
+        stdout, _ = consumer.communicate(timeout=timeout)
         assert stdout.strip() == expected
     finally:
         if consumer.poll() is None:
