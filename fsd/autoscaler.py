@@ -124,25 +124,25 @@ class Autoscaler:
             self.last.clear()
             self._lag.clear()
             return
-        wanted = {}
+        wanted = set()
         for spec in specs:
-            bounds = spec.bounds()
-            if bounds is None or spec.desired is not Desired.RUNNING:
+            if not spec.autoscale or spec.desired is not Desired.RUNNING:
                 continue
-            wanted[spec.name] = spec
+            wanted.add(spec.name)
+            # Most ticks (every 100 ms) bring no new sample: nothing to parse or decide.
+            sample = self._backlog.sample(spec.name)
+            if sample is None or self._seen.get(spec.name) == sample[1]:
+                continue
+            backlog, when = sample
+            self._seen[spec.name] = when
+            bounds = spec.bounds()
+            assert bounds is not None
             decider = self._deciders.get(spec.name)
             if decider is None or decider.bounds != bounds:
                 decider = self._deciders[spec.name] = Decider(bounds)
-            sample = self._backlog.sample(spec.name)
-            if sample is None:
-                continue
-            backlog, when = sample
-            if self._seen.get(spec.name) == when:
-                continue
-            self._seen[spec.name] = when
             obs = observation(spec, self._views(spec.name), backlog, when, self._backlog.partitions)
             self._apply(spec, decider.observe(obs))
-        for gone in set(self._deciders) - set(wanted):
+        for gone in set(self._deciders) - wanted:
             del self._deciders[gone]
             self._seen.pop(gone, None)
             self.last.pop(gone, None)
