@@ -9,9 +9,10 @@ order for every batch.
 Two ways to confirm:
 
 * **synchronous**: ``io.flush()`` (every producer), then the state commit, then
-  the acks. Used when the batch has state to commit, dead letters or
+  the acks. Used when the batch read or wrote state, has dead letters or
   effectively-once producers, and under at-most-once.
-* **pipelined**: the common case (one output producer, nothing else to commit).
+* **pipelined**: the common case (one output producer, no state read or written
+  by the batch, nothing else to commit).
   ``flush_async`` sends the batch's outputs as one entry and calls back once the
   broker confirmed them; meanwhile the loop takes and processes the next batch,
   and earlier batches are acknowledged when their confirmations are in. At most
@@ -142,8 +143,17 @@ class Committer:
             and self._output.fast
             and not self._at_most_once
             and result.dead == 0
-            and (self._host is None or self._host.transaction is None)
+            and not self._state_touched()
         )
+
+    def _state_touched(self) -> bool:
+        """This batch read or wrote state: its transaction must end before the acks.
+
+        Every replica fsd starts has a store, so "has a store" would keep every
+        stateless function on the synchronous path.
+        """
+        tx = self._host.transaction if self._host is not None else None
+        return tx is not None and tx.begun
 
     def commit(self, result: BatchResult, allow_pipeline: bool = True) -> int:
         """Make one batch final; how many of its inputs were handed back for redelivery.

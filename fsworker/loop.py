@@ -287,7 +287,7 @@ class ProcessingLoop:
         started = time.perf_counter()
         if self._at_most_once:
             self._committer.acknowledge_now(batch)
-        elif self._marks is not None and not preset:
+        elif self._marks is not None and not preset and self._marks.in_use():
             batch, attempts = self._skip_done(batch, attempts)
             if not batch:
                 return 0

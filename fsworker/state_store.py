@@ -241,9 +241,13 @@ class StateTransaction:
     puts: dict[bytes, bytes | None] = field(default_factory=dict)
     adds: dict[bytes, int] = field(default_factory=dict)
     _undo: list[tuple[bytes, object, object]] = field(default_factory=list)
+    # The store's transaction (and its lock) was taken by this batch: it must be committed
+    # or rolled back before the inputs are acknowledged, even if nothing was written.
+    begun: bool = False
 
     def _remember(self, key: bytes) -> None:
         self.store.begin()
+        self.begun = True
         self._undo.append((key, self.puts.get(key, _MISSING), self.adds.get(key, _MISSING)))
 
     def savepoint(self) -> int:
@@ -266,6 +270,7 @@ class StateTransaction:
     def get(self, key: bytes) -> bytes | None:
         """Read through this batch's writes to the committed value."""
         self.store.begin()
+        self.begun = True
         base = self.puts[key] if key in self.puts else self.store.get(key)
         if key in self.adds:
             return str(parse_int(base) + self.adds[key]).encode()
@@ -300,10 +305,12 @@ class StateTransaction:
         """Make the batch's writes durable (before its inputs are acknowledged)."""
         self.store.apply(self.puts, self.adds)
         self.puts, self.adds, self._undo = {}, {}, []
+        self.begun = False
 
     def rollback(self) -> None:
         """Forget the batch's writes (its inputs will be redelivered) and release the lock."""
         self.puts, self.adds, self._undo = {}, {}, []
+        self.begun = False
         self.store.abort()
 
     def __iter__(self) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ the tests read the order the broker would see.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pulsar
@@ -14,7 +15,9 @@ import pytest
 
 from fscommon.latency import LatencyHistogram
 from fsworker.commit import BatchResult, Committer, Counters
+from fsworker.host_context import HostContext
 from fsworker.pulsar_fast import Sender
+from fsworker.state_store import SqliteStateStore
 
 
 class Msg:
@@ -136,6 +139,38 @@ def test_state_or_dead_letters_confirm_synchronously_before_acknowledging() -> N
     assert c.commit(r) == 0
     assert calls.log == [("flush", None), ("ack", r.done[0])]
     assert counters.dead_lettered == 1 and counters.processed == 0
+
+
+def test_a_stateless_batch_of_a_function_with_a_store_is_pipelined(tmp_path: Path) -> None:
+    # fsd gives every function a store: "has a store" once kept every function synchronous.
+    calls = Calls()
+    calls.manual = True
+    host = HostContext({}, SqliteStateStore(tmp_path / "state.sqlite"))
+    c, _ = committer(calls, host=host)
+    c.commit(result([Msg("t", 1)]))
+    assert calls.log == [("flush-async", None)] and c.pending
+
+
+@pytest.mark.parametrize("touch", ["read", "write"])
+def test_a_batch_that_touched_state_commits_it_before_acknowledging(
+    tmp_path: Path, touch: str
+) -> None:
+    calls = Calls()
+    store = SqliteStateStore(tmp_path / "state.sqlite")
+    host = HostContext({}, store)
+    c, _ = committer(calls, host=host)
+    if touch == "read":
+        assert host.state_get(b"k") is None  # takes the store's transaction (its lock)
+    else:
+        host.state_put(b"k", b"v")
+    r = result([Msg("t", 1)])
+    c.commit(r)
+    assert calls.log == [("flush", None), ("ack", r.done[0])]
+    assert not host.transaction.begun  # type: ignore[union-attr]
+    # The lock is released: another connection can write at once.
+    other = SqliteStateStore(tmp_path / "state.sqlite", busy_timeout_ms=100)
+    other.apply({b"x": b"1"}, {})
+    assert store.get(b"k") == (b"v" if touch == "write" else None)
 
 
 def test_a_failed_synchronous_flush_redelivers_and_acknowledges_nothing() -> None:

@@ -18,6 +18,7 @@ def test_nothing_is_looked_up_or_marked_until_state_is_written(tmp_path: Path):
     marks.mark([b"m1"])  # the batch wrote no state: no mark
     tx.commit()
     assert marks.already_done([b"m1"]) == set()
+    assert not marks.in_use()  # the loop then does not even serialize the batch's ids
     assert tx.store.get(ENABLED_KEY) is None
 
 
@@ -27,6 +28,7 @@ def test_marks_commit_with_the_state_and_are_found_by_another_replica(tmp_path: 
     DoneMarks(tx).mark([b"m1", b"m2"])
     tx.commit()
     other = DoneMarks(_tx(tmp_path))  # a new worker, after a crash
+    assert other.in_use()
     assert other.already_done([b"m1", b"m3", b"m2"]) == {b"m1", b"m2"}
     assert tx.store.scan(b"", 100) == [(b"count", b"1")], "marks are not listed"
 
