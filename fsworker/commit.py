@@ -15,8 +15,10 @@ Two ways to confirm:
   by the batch, nothing else to commit).
   ``flush_async`` sends the batch's outputs as one entry and calls back once the
   broker confirmed them; meanwhile the loop takes and processes the next batch,
-  and earlier batches are acknowledged when their confirmations are in. At most
-  ``MAX_IN_FLIGHT`` batches wait like this, and batches are settled in the order
+  and earlier batches are acknowledged when their confirmations are in. Batches
+  wait like this up to ``MAX_IN_FLIGHT_MESSAGES`` inputs (two full batches under
+  load; at a low rate many one-message batches, so a message arriving while the
+  one before it is confirmed need not wait for that), and are settled in the order
   they were submitted, so the acks follow the same order as with a blocking flush. A
   failed confirmation negatively acknowledges the whole batch, as a failed
   ``flush()`` does. One Python callback per batch, never per message.
@@ -48,8 +50,10 @@ from fsworker.state_store import StateError
 
 log = structlog.get_logger("fsworker.loop")
 
-# Pipelined batches that may wait for their confirmation at once (the loop keeps going).
-MAX_IN_FLIGHT = 2
+# How much may wait for its confirmation while the loop keeps going: inputs, except
+# that two batches may always be out (one larger than this included), and batches.
+MAX_IN_FLIGHT_MESSAGES = 2000
+MAX_IN_FLIGHT_BATCHES = 64
 
 # Errors that mean "this batch's outputs or state did not make it": redeliver the batch.
 COMMIT_ERRORS = (pulsar.PulsarException, StateError, sqlite3.Error)
@@ -127,6 +131,7 @@ class Committer:
         self._marks = marks
         self._after_publish = after_publish  # a test hook: runs between confirmation and acks
         self._pending: deque[_Pending] = deque()  # oldest first
+        self._in_flight = 0  # inputs of the pending batches
         # Failover: ids (serialized) per topic handed back for redelivery and not yet settled.
         self._awaiting: dict[str, set[bytes]] = {}
 
@@ -166,15 +171,22 @@ class Committer:
             assert self._output is not None
             self._output.flush_async(pending.on_flushed)
             # Earlier batches, in submission order: those already confirmed now, and the
-            # oldest waited for once MAX_IN_FLIGHT are out (the confirmation of a
-            # 1,000-message entry sometimes takes longer than processing the next batch).
+            # oldest waited for once too much is out (the confirmation of a 1,000-message
+            # entry sometimes takes longer than processing the next batch).
             self.settle(timeout=0)
-            while len(self._pending) >= MAX_IN_FLIGHT:
+            while self._too_much_in_flight(len(result.batch)):
                 self._settle_oldest(None)
             self._pending.append(pending)
+            self._in_flight += len(result.batch)
             return len(result.retry)
         self.settle()
         return self._commit_now(result)
+
+    def _too_much_in_flight(self, adding: int) -> bool:
+        waiting = len(self._pending)
+        return waiting >= MAX_IN_FLIGHT_BATCHES or (
+            waiting >= 2 and self._in_flight + adding > MAX_IN_FLIGHT_MESSAGES
+        )
 
     def settle(self, timeout: float | None = None) -> bool:
         """Acknowledge the pipelined batches in order, each once its confirmation is in.
@@ -192,6 +204,7 @@ class Committer:
         if not pending.confirmed.wait(timeout):
             return False
         self._pending.popleft()
+        self._in_flight -= len(pending.result.batch)
         outcome = pending.outcome[0] if pending.outcome else None
         if outcome != pulsar.Result.Ok:
             self._hand_back(pending.result, f"the broker did not confirm the outputs: {outcome}")

@@ -51,6 +51,8 @@ __all__ = ["CRASH", "FUNCTION_PROPERTY", "Counters", "ProcessingLoop"]
 log = structlog.get_logger("fsworker.loop")
 
 RECEIVE_TIMEOUT_MS = 100
+# The wait for a message while batches await their confirmation (then acks are due).
+CONFIRM_POLL_MS = 1
 # fs-error-kind of a message whose attempts all ended with the worker dying.
 CRASH = "crash"
 AT_MOST_ONCE = "at-most-once"
@@ -167,22 +169,20 @@ class ProcessingLoop:
     def _take_batch(self) -> list[pulsar.Message]:
         """Take whatever is already queued, up to max_batch; block briefly if nothing is.
 
-        While a batch waits for its confirmation, nothing queued means the loop
-        has time: it settles that batch first, so its acks never wait on an idle
-        receive.
+        While batches wait for their confirmation, the loop acknowledges those
+        confirmed so far and polls for new messages in short waits instead of
+        blocking on the confirmation: at a low rate the next message usually
+        arrives while the previous one is being confirmed (a journal write), and
+        it should not wait for that.
         """
         receive = self._consumer.receive
         committer = self._committer
+        if committer.pending:
+            committer.settle(timeout=0)
         try:
-            first = receive(0 if committer.pending else RECEIVE_TIMEOUT_MS)
+            first = receive(CONFIRM_POLL_MS if committer.pending else RECEIVE_TIMEOUT_MS)
         except pulsar.Timeout:
-            if not committer.pending:
-                return []
-            committer.settle()
-            try:
-                first = receive(RECEIVE_TIMEOUT_MS)
-            except pulsar.Timeout:
-                return []
+            return []
         batch = [first]
         limit = self._max_batch
         while len(batch) < limit:

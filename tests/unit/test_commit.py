@@ -265,26 +265,47 @@ def test_failover_retries_are_counted_by_the_worker() -> None:
     assert not counts and counts.redeliveries(msg) == 0
 
 
-def test_two_batches_may_wait_and_a_third_waits_for_the_oldest() -> None:
+def test_two_full_batches_may_wait_and_a_third_waits_for_the_oldest() -> None:
     import threading
 
-    from fsworker.commit import MAX_IN_FLIGHT
+    from fsworker.commit import MAX_IN_FLIGHT_MESSAGES
 
-    assert MAX_IN_FLIGHT == 2
     calls = Calls()
     calls.manual = True
     c, _ = committer(calls)
-    a, b, d = [Msg("t", 1)], [Msg("t", 2)], [Msg("t", 3)]
+    size = MAX_IN_FLIGHT_MESSAGES // 2
+    a, b, d = ([Msg("t", k * size + i) for i in range(size)] for k in range(3))
     c.commit(result(a))
     c.commit(result(b))  # does not wait: two in flight
     assert [what for what, _ in calls.log] == ["flush-async", "flush-async"]
     # The third waits for the oldest (confirmed from another thread, as the client does).
     threading.Timer(0.05, lambda: calls.callbacks[0](pulsar.Result.Ok)).start()
     c.commit(result(d))
-    assert [what for what, _ in calls.log] == ["flush-async"] * 3 + ["ack"]
-    assert calls.log[-1] == ("ack", a[0])
+    assert [what for what, _ in calls.log] == ["flush-async"] * 3 + ["ack"] * size
+    assert calls.log[-1] == ("ack", a[-1])
     calls.callbacks[2](pulsar.Result.Ok)  # d confirmed before b: still acknowledged after b
     assert not c.settle(timeout=0.01)
     calls.callbacks[1](pulsar.Result.Ok)
     assert c.settle()
-    assert [str(m) for what, m in calls.log if what == "ack"] == ["t:1", "t:2", "t:3"]
+    acked = [m.n for what, m in calls.log if what == "ack"]
+    assert acked == list(range(3 * size))
+
+
+def test_small_batches_do_not_wait_for_each_others_confirmation() -> None:
+    # At a low rate each message is a batch; it must not wait for the one before's journal write.
+    from fsworker.commit import MAX_IN_FLIGHT_BATCHES
+
+    calls = Calls()
+    calls.manual = True
+    c, _ = committer(calls)
+    for n in range(MAX_IN_FLIGHT_BATCHES):
+        c.commit(result([Msg("t", n)]))
+    assert [what for what, _ in calls.log] == ["flush-async"] * MAX_IN_FLIGHT_BATCHES
+    for callback in calls.callbacks[1:]:
+        callback(pulsar.Result.Ok)
+    assert not c.settle(timeout=0)  # the oldest is not confirmed: nothing is acknowledged
+    assert "ack" not in [what for what, _ in calls.log]
+    calls.callbacks[0](pulsar.Result.Ok)
+    assert c.settle(timeout=0)
+    acked = [m.n for what, m in calls.log if what == "ack"]
+    assert acked == list(range(MAX_IN_FLIGHT_BATCHES))
