@@ -40,6 +40,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -117,16 +118,35 @@ def run_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
         )
         if env.before is not None:
             paths += ((f"FS basic JSON, 1 replica ({opts.before_label})", BEFORE),)
-        for label, through in paths:
-            progress(f"latency: {label}, {LATENCY_RATE} msg/s for {opts.latency_seconds:.0f} s ...")
-            busy = wait_quiet(max_wait=opts.quiet_wait)
-            res = latency_run(env, through, opts.latency_seconds)
-            res["machine CPU busy just before (%)"] = busy
-            doc["latency"][label] = res
-            progress(
-                f"    p50 {res['p50 ms']:.2f} ms, p99 {res['p99 ms']:.2f} ms, "
-                f"max {res['max ms']:.2f} ms, lost {res['lost']}"
-            )
+        # Rounds alternate the paths, so a broker still warming up or a burst of other load
+        # hits all of them alike; each figure is the median over the rounds.
+        rounds: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in paths}
+        for n in range(opts.latency_rounds):
+            for label, through in paths:
+                progress(
+                    f"latency round {n + 1}/{opts.latency_rounds}: {label}, "
+                    f"{LATENCY_RATE} msg/s for {opts.latency_seconds:.0f} s ..."
+                )
+                busy = wait_quiet(max_wait=opts.quiet_wait)
+                res = latency_run(env, through, opts.latency_seconds)
+                res["machine CPU busy just before (%)"] = busy
+                rounds[label].append(res)
+                progress(
+                    f"    p50 {res['p50 ms']:.2f} ms, p99 {res['p99 ms']:.2f} ms, "
+                    f"max {res['max ms']:.2f} ms, lost {res['lost']}"
+                )
+        for label, results in rounds.items():
+            doc["latency"][label] = _median_of_rounds(results)
+
+
+def _median_of_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One latency row: the median of each number over the rounds, and every round's p99."""
+    row: dict[str, Any] = {}
+    for key, value in results[0].items():
+        values = [r[key] for r in results if isinstance(r.get(key), int | float)]
+        row[key] = statistics.median(values) if len(values) == len(results) else value
+    row["p99 ms rounds"] = [r["p99 ms"] for r in results]
+    return row
 
 
 def throughput_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> None:
@@ -289,11 +309,18 @@ def main() -> int:
         help="also run the 1-replica paths and the latency on the code of git revision REV "
         "(a second fsd from `git archive REV`, same broker, alternating): before/after figures",
     )
+    parser.add_argument(
+        "--latency-rounds",
+        type=int,
+        metavar="N",
+        help="latency rounds, alternating the paths; medians reported (3; --quick 1)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document instead")
     opts = parser.parse_args()
     opts.messages = opts.messages or (50_000 if opts.quick else 200_000)
     opts.runs = opts.runs or (1 if opts.quick else 3)
     opts.latency_seconds = 10.0 if opts.quick else 20.0
+    opts.latency_rounds = opts.latency_rounds or (1 if opts.quick else 3)
     opts.only = opts.only or ["broker", "throughput", "languages", "latency"]
     opts.perf_seconds = 10
     opts.languages = opts.languages.split(",") if opts.languages else None

@@ -125,11 +125,14 @@ def _print_latency(doc: dict[str, Any]) -> None:
     )
     print(
         f"  {'path':<48} {'ops/s':>7} {'failed ops/s':>12} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7}"
+        f"{'p99 ms':>7} {'max ms':>7}  p99 of each round"
     )
     for label, r in lat.items():
+        each = " ".join(f"{v:.2f}" for v in r.get("p99 ms rounds", []))
         print(
             f"  {label:<48} {_num(r['ops/s'], '{:.1f}'):>7} {_num(r['failed ops/s'], '{:.1f}'):>12}"
             f" {_num(r['p50 ms'], '{:.2f}'):>7} {_num(r['p95 ms'], '{:.2f}'):>7} "
-            f"{_num(r['p99 ms'], '{:.2f}'):>7} {_num(r['max ms'], '{:.2f}'):>7}"
+            f"{_num(r['p99 ms'], '{:.2f}'):>7} {_num(r['max ms'], '{:.2f}'):>7}  {each}"
         )
+    if any(len(r.get("p99 ms rounds", [])) > 1 for r in lat.values()):
+        print("  (medians over the rounds; the paths alternate within each round)")
