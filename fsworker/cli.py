@@ -6,6 +6,7 @@ Normally started by fsd, never by hand: ``fsworker --spec '<json>'``.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -156,6 +157,10 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         return WorkerExit.OK
     link.send(EventKind.READY, module_kind=str(kind))
     log.info("ready", kind=str(kind), inputs=spec.inputs, output=spec.output)
+    # What start-up built (modules, the client, the guest) lives as long as the worker:
+    # out of the collector's sight, a full collection no longer walks its ~40,000
+    # objects (about 10 ms of a stalled loop each time).
+    gc.freeze()
     loop.run()
 
     # Graceful end: the last batch was acknowledged inside run(); close cleanly.
