@@ -80,7 +80,7 @@ log = structlog.get_logger("fsworker.guest_component")
 
 # Kept for callers that knew them here.
 _HostFunctions = HostFunctions
-__all__ = ["HOST_INTERFACE", "ComponentGuest", "FAST_AVAILABLE"]
+__all__ = ["FAST_AVAILABLE", "HOST_INTERFACE", "ComponentGuest"]
 
 EXPORT = "process"
 

@@ -14,8 +14,9 @@ dead-lettered, with the exception's text). Export it from the app module as::
 and build with componentize-py against the repository's ``wit/`` directory,
 world ``batch-processor`` (sdks/python/README.md): the class then also exports
 ``process-batch``, which runs many inputs through ``process`` in one call of
-the host (world ``processor`` still works: one call per input). The helpers below call the host API (docs/abi.md,
-"Lane 3: components"): state, config, log and message metadata.
+the host (world ``processor`` still works: one call per input). The helpers
+below call the host API (docs/abi.md, "Lane 3: components"): state, config,
+log and message metadata.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ _batch_index: int | None = None
 _selected = 0
 
 _U32 = struct.Struct("<I")
-_I32_U32 = struct.Struct("<iI")
-_ONE_RECORD = struct.pack("<i", 1)
+_I32 = struct.Struct("<i")
+# n and the length of the first record, or -1 and the length of the error text.
+_ONE_RECORD = struct.Struct("<iI")
 
 
 def _select_input() -> None:
@@ -102,27 +104,33 @@ def _process_batch(process: Callable[[bytes], Output], batch: bytes) -> bytes:
     off = 4
     out: list[bytes] = []
     append = out.append
+    unpack_u32 = _U32.unpack_from
+    pack_u32 = _U32.pack
+    one_record = _ONE_RECORD.pack
     _selected = 0
     try:
         for index in range(count):
-            (length,) = _U32.unpack_from(batch, off)
+            (length,) = unpack_u32(batch, off)
             off += 4
-            data = batch[off : off + length]
-            off += length
+            end = off + length
+            data = batch[off:end]
+            off = end
             _batch_index = index
             try:
-                result = _records(process(data))
+                result = process(data)
+                if type(result) is bytes:  # the common case: one record
+                    append(one_record(1, len(result)))
+                    append(result)
+                    continue
+                records = _records(result)
             except Exception as exc:  # this input fails; the others go on
                 text = _error_text(exc).encode("utf-8", "replace")
-                append(_I32_U32.pack(-1, len(text)))
+                append(one_record(-1, len(text)))
                 append(text)
                 continue
-            if len(result) == 1:
-                append(_ONE_RECORD)
-            else:
-                append(struct.pack("<i", len(result)))
-            for record in result:
-                append(_U32.pack(len(record)))
+            append(_I32.pack(len(records)))
+            for record in records:
+                append(pack_u32(len(record)))
                 append(record)
     finally:
         _batch_index = None
