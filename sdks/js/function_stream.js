@@ -61,6 +61,11 @@ export function component(fn) {
 let batchIndex;
 let selected = 0;
 
+/** Whether the function is running inside `processBatch` (for tests and diagnostics). */
+export function inBatch() {
+  return batchIndex !== undefined;
+}
+
 function selectCurrentInput() {
   if (batchIndex !== undefined && batchIndex !== selected) {
     selectInput(batchIndex);
