@@ -16,6 +16,7 @@ import structlog
 import wasmtime
 from wasmtime import component as wc
 
+from fsworker.guest_component_call import add_u32_func
 from fsworker.host_api import HostCallError
 from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 from fsworker.state_store import StateError
@@ -69,7 +70,9 @@ class HostFunctions:
                 for name, fn in funcs.items():
                     instance.add_func(name, self._guarded(f"host.{name}", fn))
             with root.add_instance(BATCH_INTERFACE) as instance:
-                instance.add_func("select-input", self._guarded("batch.select-input", self.select))
+                # Called once per input of a batch that uses metadata: the cheap path.
+                select = self._guarded("batch.select-input", self.select)
+                add_u32_func(instance, "select-input", select)
 
     def begin(self, metas: Sequence[MessageMeta]) -> None:
         """Before a call with these inputs (one MessageMeta each): input 0 is current."""
