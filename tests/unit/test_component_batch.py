@@ -17,6 +17,7 @@ from fsworker import guest_component_batch as batching
 from fsworker import module_cache
 from fsworker.engine import new_engine
 from fsworker.guest import ABI, ERROR, TIMEOUT, TRAP, GuestError, GuestLimits, open_guest
+from fsworker.guest import FUEL as FUEL_KIND
 from fsworker.guest_abi import MAX_BATCH_RECORDS
 from fsworker.guest_component import ComponentGuest
 from fsworker.host_context import HostContext, MessageMeta
@@ -171,3 +172,29 @@ def test_chunks_cap_records_and_bytes():
     sized = [b"a" * 60, b"b" * 60, b"c" * 200, b"d"]
     assert list(batching.chunks(sized, 128)) == [(0, 2), (2, 3), (3, 4)]
     assert batching.batch_bytes_cap(1 << 20) == 128 << 10
+
+
+# --- fuel ------------------------------------------------------------------------------------
+
+# Per-message fuel well above what one probe input takes (~140k Python, ~600k JS,
+# more for the first call on a fresh JS instance) and well below what 10 take:
+# a batch call of 10 fits only if its fuel is 10 times the per-message fuel.
+FUEL = {"probe-py-batch": 300_000, "probe-js-batch": 3_000_000}
+
+
+@pytest.mark.parametrize("name", BATCHED)
+def test_fuel_of_a_batch_call_scales_with_its_inputs(tmp_path, name):
+    engine = new_engine(fuel=True)
+    component = module_cache.load(engine, probe_components()[name], CACHE, fuel=True)
+    store = SqliteStateStore(tmp_path / "state.sqlite3")
+    guest = open_guest(
+        engine, component, classify(component), tmp_path, GuestLimits(fuel=FUEL[name]),
+        host=HostContext({}, store),
+    )  # fmt: skip
+    inputs = [f"m{i}".encode() for i in range(10)]
+    got = guest.call_batch(inputs, _metas(inputs))
+    assert [_seen(o)[1] for o in got] == [True] * 10  # no fallback: the call had 10x the fuel
+    # A runaway input still runs out of its own fuel, alone.
+    got = guest.call_batch([b"m0", b"loop", b"m2"], _metas([b"m0"] * 3))
+    assert isinstance(got[1], GuestError) and got[1].kind == FUEL_KIND, got[1]
+    assert [_seen(got[i])[0]["in"] for i in (0, 2)] == ["m0", "m2"]
