@@ -54,7 +54,7 @@ export function component(fn) {
   };
 }
 
-// --- the batch entry point (docs/abi.md, "Lane 3: the batch entry point") ---------------
+// --- the batch entry point (docs/abi.md, "The batch entry point: `process-batch`") ---
 
 // Inside processBatch: the input being processed (undefined outside a batch), and
 // the one the host last selected for metadata (every batch starts at input 0).

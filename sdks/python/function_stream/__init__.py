@@ -77,8 +77,8 @@ def _error_text(exc: Exception) -> str:
 
 
 # Inside process-batch: the input being processed, and the one the host last
-# selected for metadata (docs/abi.md, "Lane 3: the batch entry point"). The host
-# starts every batch at input 0; outside a batch _batch_index is None.
+# selected for metadata (docs/abi.md, "The batch entry point: `process-batch`").
+# The host starts every batch at input 0; outside a batch _batch_index is None.
 _batch_index: int | None = None
 _selected = 0
 
