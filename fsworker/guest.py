@@ -343,7 +343,9 @@ def open_guest(
         from fsworker.guest_component import ComponentGuest
 
         ticker.add(engine)
-        return ComponentGuest(engine, module, limits, fast=fast, host=host, sandbox=grants)  # type: ignore[arg-type]
+        return ComponentGuest(  # type: ignore[arg-type]
+            engine, module, limits, fast=fast, batch=batch, host=host, sandbox=grants
+        )
     check_memory_fits(module, limits)  # type: ignore[arg-type]
     ticker.add(engine)
     if kind is ModuleKind.ABI:

@@ -125,6 +125,10 @@ HOST_FUNCTIONS = frozenset(
     }
 )
 _PROCESS_TYPE = "process: func(input: list<u8>) -> result<list<list<u8>>, string>"
+# World batch-processor: the batch export and the interface it selects inputs with.
+BATCH_INTERFACE = "function-stream:function/batch@1.0.0"
+BATCH_FUNCTIONS = frozenset({"select-input"})
+_BATCH_TYPE = "process-batch: func(batch: list<u8>) -> list<u8>"
 
 
 def check_component(engine: wasmtime.Engine, component: wc.Component) -> None:
@@ -142,26 +146,40 @@ def check_component(engine: wasmtime.Engine, component: wc.Component) -> None:
         raise InvalidModule(
             f"component export 'process' has the wrong type: expected {_PROCESS_TYPE}"
         )
+    batch = exports.get("process-batch")
+    if batch is not None and not _is_batch_type(batch.ty):
+        raise InvalidModule(
+            f"component export 'process-batch' has the wrong type: expected {_BATCH_TYPE}"
+        )
+    allowed = {HOST_INTERFACE: HOST_FUNCTIONS | {"log-level"}, BATCH_INTERFACE: BATCH_FUNCTIONS}
     for name, item in ty.imports(engine).items():
         if name.startswith(COMPONENT_WASI_IMPORTS + COMPONENT_WASI_DENIED_OK):
             continue
-        if name == HOST_INTERFACE:
-            unknown = sorted(set(item.ty.exports(engine)) - HOST_FUNCTIONS - {"log-level"})
+        if name in allowed:
+            unknown = sorted(set(item.ty.exports(engine)) - allowed[name])
             if unknown:
                 raise InvalidModule(
-                    f"component imports '{HOST_INTERFACE}' function '{unknown[0]}', which the "
+                    f"component imports '{name}' function '{unknown[0]}', which the "
                     f"host does not provide (see wit/function-stream.wit)"
                 )
             continue
         raise InvalidModule(
             f"component imports unknown '{name}': only WASI preview 2 (io, clocks, random, cli, "
-            f"filesystem, sockets; nothing granted) and '{HOST_INTERFACE}' are provided "
+            f"filesystem, sockets; nothing granted), '{HOST_INTERFACE}' and "
+            f"'{BATCH_INTERFACE}' are provided "
             f"(see docs/abi.md)"
         )
 
 
 def _is_list_u8(ty: object) -> bool:
     return isinstance(ty, wc.ListType) and isinstance(ty.element, wc.U8)
+
+
+def _is_batch_type(ty: object) -> bool:
+    if not isinstance(ty, wc.FuncType):
+        return False
+    params, result = ty.params, ty.result
+    return len(params) == 1 and _is_list_u8(params[0][1]) and _is_list_u8(result)
 
 
 def _is_process_type(ty: object) -> bool:

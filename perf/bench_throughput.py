@@ -79,6 +79,7 @@ from tests.helpers import Fsd, free_port  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 from tests.wasm_fixtures import BATCH_ECHO  # noqa: E402
 
+BEFORE_SRC = "before-src"  # the --before checkout, under the benchmark's directory
 BEFORE_LANGUAGES = ("c", "python", "js")  # --before: the languages also run on the old code
 
 
@@ -191,10 +192,14 @@ def languages_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> No
             (f"FS basic {lang}, 1 replica", lambda w=wasm: throughput_fs(env, w, "JSON", 1))
         )
         if env.before is not None and lang in BEFORE_LANGUAGES:
+            # The old code runs its own build of the example (a component built for a
+            # newer WIT world may not load there); start_before unpacks it beside its fsd.
+            old = env.before.workdir.parent / BEFORE_SRC / wasm.relative_to(REPO)
+            old = old if old.exists() else wasm
             paths.append(
                 (
                     f"FS basic {lang}, 1 replica ({opts.before_label})",
-                    lambda w=wasm: throughput_fs(env, w, "JSON", 1, before=True),
+                    lambda w=old: throughput_fs(env, w, "JSON", 1, before=True),
                 )
             )
     _run_paths(paths, opts, doc, warm=bool(paths) and paths[0][0] == raw_json)
@@ -245,7 +250,7 @@ def _run_paths(
 
 def start_before(opts: argparse.Namespace, root: Path, broker: EmbeddedPulsar) -> Fsd:
     """An fsd (and so its workers and fsctl) running the code of git revision opts.before."""
-    tree = root / "before-src"
+    tree = root / BEFORE_SRC
     tree.mkdir()
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", opts.before], capture_output=True, check=False

@@ -28,6 +28,7 @@ from fsworker.guest import (
     open_guest,
 )
 from fsworker.guest_component import ComponentGuest
+from fsworker.guest_component_host import BATCH_INTERFACE
 from fsworker.host_context import HostContext, MessageMeta
 from fsworker.module_check import (
     InvalidModule,
@@ -308,7 +309,7 @@ def test_host_functions_reach_the_host_context(store):
             return False
 
         def add_instance(self, name):
-            assert name == guest_component.HOST_INTERFACE
+            assert name in (guest_component.HOST_INTERFACE, BATCH_INTERFACE)
             return self
 
         def add_func(self, name, fn):
@@ -339,6 +340,20 @@ def test_host_functions_reach_the_host_context(store):
     with pytest.raises(wasmtime.WasmtimeError, match=r"host\.set-output-event-time: event time -1"):
         defined["set-output-event-time"](-1)
     defined["log"]("warning", "hello")
+
+    # Inside a batch call, select-input points metadata at one input's.
+    funcs.begin([MessageMeta(key="a"), MessageMeta(key="b", event_time=7)])
+    assert defined["msg-key"]() == "a"
+    defined["select-input"](1)
+    assert (defined["msg-key"](), defined["msg-event-time"]()) == ("b", 7)
+    defined["set-output-key"]("for-b")
+    defined["select-input"](0)
+    defined["set-output-property"]("p", "for-a")
+    assert [(o.key, o.properties) for o in funcs.outputs] == [(None, {"p": "for-a"}), ("for-b", {})]
+    with pytest.raises(
+        wasmtime.WasmtimeError, match=r"batch\.select-input: input index 2 is outside"
+    ):
+        defined["select-input"](2)
 
 
 # --- create-time checks -------------------------------------------------------------------

@@ -9,6 +9,6 @@ if ! command -v componentize-py >/dev/null 2>&1; then
     exit 77
 fi
 cd "$here"
-componentize-py -d "$root/wit" -w processor componentize app \
+componentize-py -d "$root/wit" -w batch-processor componentize app \
     -p "$here" -p "$root/sdks/python" -o "$here/basic.wasm"
 echo "wrote $here/basic.wasm ($(wc -c < "$here/basic.wasm") bytes)"
