@@ -127,7 +127,7 @@ class _Follower:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=fsd.env(),
+            env={**fsd.env(), "PYTHONFAULTHANDLER": "1"},
             cwd=REPO,
         )
         self.lines: list[str] = []
@@ -139,13 +139,22 @@ class _Follower:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Ctrl-C the follower; return its stderr (with a stack dump if it did not exit)."""
         self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(10)
+            self.proc.wait(20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+            # PYTHONFAULTHANDLER makes SIGABRT print every thread's stack: the next
+            # failure says where fsctl was stuck instead of only that it was.
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
 
 
 def test_logs_show_function_and_replica_and_follow(observed):
@@ -183,8 +192,8 @@ def test_logs_show_function_and_replica_and_follow(observed):
         wait_for(new_ready, 30, "'logs -f' to show the restarted worker's ready line")
         assert fsd.replicas(name)[0]["pid"] != pid
     finally:
-        follower.stop()
-    assert follower.proc.returncode == 0, follower.proc.stderr.read()
+        stderr = follower.stop()
+    assert follower.proc.returncode == 0, (follower.proc.returncode, stderr)
 
     for args, fragment in (
         (["--replica", "5"], "replica 5 does not exist: function '%s' has 1 replica (0 to 0)"),
