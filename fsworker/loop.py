@@ -206,7 +206,7 @@ class ProcessingLoop:
         if not known:  # the common case: no message a dead worker had in hand
             attempts = self._attempts(batch)
             ledger.begin(list(zip(mids, attempts, strict=True)))
-            self._run(batch, attempts)
+            self._run(batch, attempts, mids=mids)
             return
         limit = self._options.max_retries + 1
         normal: list[tuple[pulsar.Message, bytes, int]] = []
@@ -220,7 +220,12 @@ class ProcessingLoop:
         if normal:
             ledger.begin([(mid, n) for _, mid, n in normal])
             whole = not suspects  # suspects may come earlier on the topic
-            self._run([m for m, _, _ in normal], [n for _, _, n in normal], whole=whole)
+            self._run(
+                [m for m, _, _ in normal],
+                [n for _, _, n in normal],
+                whole=whole,
+                mids=[mid for _, mid, _ in normal],
+            )
         # A suspect goes alone: if it kills the worker again, only it is blamed.
         for msg, mid, attempt in suspects:
             if attempt > limit:
@@ -234,7 +239,7 @@ class ProcessingLoop:
                 continue
             ledger.begin([(mid, attempt)])
             with ledger.suspect_call():
-                retried = self._run([msg], [attempt], whole=False, sync=True)
+                retried = self._run([msg], [attempt], whole=False, sync=True, mids=[mid])
             ledger.settle(mid, attempt if retried else None)
 
     def _attempts(self, batch: list[pulsar.Message]) -> list[int]:
@@ -276,19 +281,21 @@ class ProcessingLoop:
         preset: dict[int, Failure] | None = None,
         whole: bool = True,
         sync: bool = False,
+        mids: list[bytes] | None = None,
     ) -> int:
         """Call, publish and hand one batch to the committer; how many were handed back.
 
         ``attempts[i]`` is the attempt number of ``batch[i]``; ``preset`` failures
         are not called. ``whole``: the batch is all that was taken (cumulative
         acknowledgement allowed, fsworker/commit.py); ``sync``: confirm before
-        returning (the count then includes a failed confirmation).
+        returning (the count then includes a failed confirmation); ``mids``: the
+        batch's serialized ids when the caller has them already.
         """
         started = time.perf_counter()
         if self._at_most_once:
             self._committer.acknowledge_now(batch)
         elif self._marks is not None and not preset and self._marks.in_use():
-            batch, attempts = self._skip_done(batch, attempts)
+            batch, attempts = self._skip_done(batch, attempts, mids)
             if not batch:
                 return 0
         payloads: list[bytes | None] = []
@@ -347,17 +354,19 @@ class ProcessingLoop:
         return self._committer.commit(result, allow_pipeline=not sync)
 
     def _skip_done(
-        self, batch: list[pulsar.Message], attempts: list[int]
+        self, batch: list[pulsar.Message], attempts: list[int], mids: list[bytes] | None
     ) -> tuple[list[pulsar.Message], list[int]]:
         """Acknowledge, without processing, what a batch already committed (a redelivery)."""
         assert self._marks is not None
-        done = self._marks.already_done([m.message_id().serialize() for m in batch])
+        if mids is None:  # serializing an id costs ~1 us: once per message at most
+            mids = [m.message_id().serialize() for m in batch]
+        done = self._marks.already_done(mids)
         if not done:
             return batch, attempts
         kept: list[pulsar.Message] = []
         kept_attempts: list[int] = []
-        for msg, attempt in zip(batch, attempts, strict=True):
-            if msg.message_id().serialize() in done:
+        for msg, mid, attempt in zip(batch, mids, attempts, strict=True):
+            if mid in done:
                 self._committer.acknowledge_now([msg])
             else:
                 kept.append(msg)
