@@ -37,6 +37,10 @@ _CONSUMER_TYPES = {
 
 # Producer batching: one entry per loop batch (up to 1000 messages), see _producer.
 PUBLISH_DELAY_MS = 10
+RECEIVER_QUEUE = 1000
+# Under load the loop takes whole batches in one batch_receive() call (fsworker/loop.py):
+# it returns at once when the queue holds a full batch, else after this wait.
+BATCH_RECEIVE_WAIT_MS = 1
 MAX_BATCH_MESSAGES = 1000
 
 
@@ -84,6 +88,8 @@ class PulsarIO:
         # effectively-once: one named producer per input topic, created on first use.
         self.dedup_outputs: dict[str, pulsar.Producer] = {}
         self._dead_letters: dict[str, pulsar.Producer] = {}
+        # A full queue holds RECEIVER_QUEUE messages: a larger batch would always wait.
+        self.batch_receive_max = min(spec.max_batch, RECEIVER_QUEUE)
         try:
             topics: object = spec.inputs
             if options.input_pattern:
@@ -97,7 +103,10 @@ class PulsarIO:
                     if options.subscription_position == "earliest"
                     else pulsar.InitialPosition.Latest
                 ),
-                receiver_queue_size=1000,
+                receiver_queue_size=RECEIVER_QUEUE,
+                batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(
+                    self.batch_receive_max, 0, BATCH_RECEIVE_WAIT_MS
+                ),
                 consumer_name=f"{spec.function}-{spec.replica}",
                 negative_ack_redelivery_delay_ms=options.retry_delay_ms,
                 pattern_auto_discovery_period=5,

@@ -272,3 +272,27 @@ def test_avro_output_is_read_natively_by_other_pulsar_clients(fsd: Fsd, pulsar_u
         assert msg.value() == {"name": "rbt", "money": 3, "expected": 0}
     finally:
         c.close()
+
+
+def test_a_backlog_drains_whole_batches_and_a_lone_message_still_flows(fsd: Fsd, pulsar_url):
+    """Under load the loop takes whole batches (batch_receive); it must lose nothing
+    and fall back to taking single messages when the load is gone."""
+    name, inp, out = unique("backlog"), unique("in"), unique("out")
+    total = 7_500  # several full batches, and a last one that is not full
+    c = client(pulsar_url)
+    producer = c.create_producer(inp, batching_max_messages=1000, block_if_queue_full=True)
+    for i in range(total):
+        producer.send_async(person(i), None)
+    producer.flush()
+    collector = OutputCollector(pulsar_url, out)
+    try:
+        _create(fsd, name, "-a", BASIC, "-i", inp, "-o", out)
+        missing, duplicates = report(collector.collect_until(total, 90), total)
+        assert not missing and not duplicates
+        producer.send(person(total))  # alone, after the backlog is gone
+        collector.collect_until(total + 1, 30, quiet=0)
+        assert f"m-{total}" in collector.seen, "a lone message after the backlog came out"
+    finally:
+        collector.close()
+        c.close()
+    wait_for(lambda: fsd.replicas(name)[0]["processed"] == total + 1, 10, "processed count")
