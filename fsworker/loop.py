@@ -178,7 +178,8 @@ class ProcessingLoop:
         confirmed so far and polls for new messages in short waits instead of
         blocking on the confirmation: at a low rate the next message usually
         arrives while the previous one is being confirmed (a journal write), and
-        it should not wait for that.
+        it should not wait for that. After a full batch the next is taken whole, with
+        one ``batch_receive()`` call (fsworker/pulsar_io.py sets its policy).
         """
         receive = self._consumer.receive
         committer = self._committer
