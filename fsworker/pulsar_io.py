@@ -37,11 +37,12 @@ _CONSUMER_TYPES = {
 
 # Producer batching: one entry per loop batch (up to 1000 messages), see _producer.
 PUBLISH_DELAY_MS = 10
+MAX_BATCH_MESSAGES = 1000
+
 RECEIVER_QUEUE = 1000
 # Under load the loop takes whole batches in one batch_receive() call (fsworker/loop.py):
 # it returns at once when the queue holds a full batch, else after this wait.
 BATCH_RECEIVE_WAIT_MS = 1
-MAX_BATCH_MESSAGES = 1000
 
 
 class BrokerUnavailable(Exception):

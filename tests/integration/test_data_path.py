@@ -275,8 +275,8 @@ def test_avro_output_is_read_natively_by_other_pulsar_clients(fsd: Fsd, pulsar_u
 
 
 def test_a_backlog_drains_whole_batches_and_a_lone_message_still_flows(fsd: Fsd, pulsar_url):
-    """Under load the loop takes whole batches (batch_receive); it must lose nothing
-    and fall back to taking single messages when the load is gone."""
+    """Under load the loop takes whole batches (batch_receive): a backlog of several
+    batches comes out whole and once, and a lone message after it still comes out."""
     name, inp, out = unique("backlog"), unique("in"), unique("out")
     total = 7_500  # several full batches, and a last one that is not full
     c = client(pulsar_url)
