@@ -38,6 +38,7 @@ from pathlib import Path
 import structlog
 
 from fscommon.paths import suspect_marker
+from fsworker.sqlite_shared import open_shared
 
 log = structlog.get_logger("fsworker.attempts")
 
@@ -47,6 +48,8 @@ RETENTION = 24 * 3600.0
 # grouped acknowledgements every 100 ms; this is the margin for the ack to reach
 # the broker before the row of a live worker may go.
 TAKEN_WINDOW = 5.0
+# How long opening may wait for the function's other replicas to let go of the file.
+OPEN_TIMEOUT_S = 10.0
 
 _RECORD = struct.Struct("<HB")  # attempt number, id length; then the serialized id
 
@@ -110,30 +113,31 @@ def unpack_ids(blob: bytes) -> list[tuple[bytes, int]]:
     return out
 
 
+def _drop_expired(db: sqlite3.Connection) -> None:
+    """Forget what is older than RETENTION (at open, in one transaction)."""
+    now = time.time()
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("DELETE FROM attempts WHERE at < ?", (now - RETENTION,))
+    db.execute("DELETE FROM inflight WHERE at < ?", (now - RETENTION,))
+    db.execute("COMMIT")
+
+
 class AttemptLedger:
     """One worker's view of the function's ledger (see the module docstring)."""
 
     def __init__(
         self, path: Path, replica: int, token: str | None = None, keep_taken: bool = False
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.replica = replica
         self.token = token or process_token(os.getpid())
         self._keep_taken = keep_taken  # at-most-once: keep the last TAKEN_WINDOW of rows
-        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.executescript(_SCHEMA)
+        self._db = open_shared(path, _SCHEMA, "OFF", OPEN_TIMEOUT_S, prepare=_drop_expired)
         self._seq = 0
         self._generation = -1
         self._known: dict[bytes, int] = {}  # the attempts table, cached per generation
         self._pending: list[tuple[bytes, int | None]] = []  # suspect rows to update or drop
         self._kept: list[tuple[float, int]] = []  # at-most-once: (time, seq) of my rows
-        now = time.time()
-        with self._db:
-            self._db.execute("DELETE FROM attempts WHERE at < ?", (now - RETENTION,))
-            self._db.execute("DELETE FROM inflight WHERE at < ?", (now - RETENTION,))
         self.recover()
 
     # --- finding the dead -------------------------------------------------------------------

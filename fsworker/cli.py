@@ -129,6 +129,14 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
                 keep_taken=options.guarantee == "at-most-once",
             )
         except (OSError, sqlite3.Error) as exc:
+            if options.guarantee == "at-most-once":
+                # Its taken ids are what keeps a redelivery from being processed twice.
+                raise WorkerFailure(
+                    WorkerExit.CRASH,
+                    f"cannot open the attempt ledger {spec.attempts_path}: {exc}; "
+                    f"at-most-once does not run without it (restarting); check the state "
+                    f"directory",
+                ) from None
             # Running without it only loses the counting of attempts that kill the worker.
             log.error(
                 "cannot open the attempt ledger; a message that kills the worker will not be "

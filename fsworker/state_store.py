@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from fsworker.sqlite_shared import open_shared
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
     key   BLOB PRIMARY KEY,
@@ -99,26 +101,14 @@ class SqliteStateStore:
     """The embedded backend: one SQLite file per function, WAL mode."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=self._busy_timeout_s)
         self._in_transaction = False
-        # Replicas open a fresh database at the same moment; switching it to WAL takes an
-        # exclusive lock that SQLite may refuse at once ("database is locked") instead of
-        # waiting, so retry for a while.
-        deadline = time.monotonic() + busy_timeout_ms / 1000
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                # FULL: a commit that returned survives a power cut, which lets us ack.
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.executescript(_SCHEMA)
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise StateError(f"cannot open state database {path}: {exc}") from None
-                time.sleep(0.02)
+        try:
+            # FULL: a commit that returned survives a power cut, which lets us ack.
+            self._db = open_shared(path, _SCHEMA, "FULL", self._busy_timeout_s)
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"cannot open state database {path}: {exc}") from None
 
     def get(self, key: bytes) -> bytes | None:
         row = self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()

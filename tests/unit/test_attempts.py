@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,36 @@ def test_a_replica_is_hung_only_after_its_announced_call_and_the_timeout():
     replica.busy_for = 21.0  # the beat announced a process_batch call of 21 x 1 s
     assert not _hung(replica, 131.0, 10.0)
     assert _hung(replica, 131.1, 10.0)
+
+
+_OPEN_AT_ONCE = r"""
+import sys, time
+from pathlib import Path
+from fsworker.attempts import AttemptLedger
+path, replica, start = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # every process opens at the same instant
+ledger = AttemptLedger(path, replica, keep_taken=True)
+ledger.begin([(b"id-%d" % replica, 1)])
+print("ok", flush=True)
+"""
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_replicas_opening_a_fresh_ledger_at_once_all_get_it(tmp_path: Path, round_: int):
+    # Two replicas of one function start together; switching the new file to WAL made
+    # SQLite answer "database is locked" at once to one of them, which then ran without
+    # a ledger (and without at-most-once's protection). Seen in test_poison.py.
+    path = tmp_path / "attempts" / f"f{round_}.sqlite3"
+    start = time.time() + 1.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT_ONCE, str(path), str(replica), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for replica in range(8)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    failed = [err.strip().splitlines()[-1] for out, err in results if out.strip() != "ok"]
+    assert failed == [], f"{len(failed)} of 8 could not open the ledger: {failed[:2]}"
