@@ -136,12 +136,12 @@ print("ok", flush=True)
 """
 
 
-@pytest.mark.parametrize("round_", range(3))
-def test_replicas_opening_a_fresh_ledger_at_once_all_get_it(tmp_path: Path, round_: int):
-    # Two replicas of one function start together; switching the new file to WAL made
-    # SQLite answer "database is locked" at once to one of them, which then ran without
-    # a ledger (and without at-most-once's protection). Seen in test_poison.py.
-    path = tmp_path / "attempts" / f"f{round_}.sqlite3"
+def test_replicas_opening_a_fresh_ledger_at_once_all_get_it(tmp_path: Path):
+    # Two replicas of one function start together; SQLite sometimes answered "database is
+    # locked" at once to one of them, which then ran without a ledger (and at-most-once
+    # without its protection; seen in test_poison.py). The race is rare in this form: the
+    # retry itself is tested in test_sqlite_shared.py; this checks that 8 at once all open.
+    path = tmp_path / "attempts" / "f.sqlite3"
     start = time.time() + 1.0
     procs = [
         subprocess.Popen(
