@@ -40,7 +40,7 @@ PUBLISH_DELAY_MS = 10
 MAX_BATCH_MESSAGES = 1000
 
 RECEIVER_QUEUE = 1000
-# Under load the loop takes whole batches in one batch_receive() call (fsworker/loop.py):
+# Under load the loop takes whole batches in one batch_receive() call (fsworker/batch_take.py):
 # it returns at once when the queue holds a full batch, else after this wait.
 BATCH_RECEIVE_WAIT_MS = 1
 
