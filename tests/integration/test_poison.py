@@ -1,4 +1,4 @@
-"""Poison messages with the default settings, and at-most-once under kill -9 (issue 11).
+"""Poison messages with the defaults; at-most-once under kill -9 and without its ledger (issue 11).
 
 A message that makes the guest loop forever, or that kills the worker outright,
 must reach the dead-letter topic after ``max_retries + 1`` attempts with the right
@@ -160,4 +160,53 @@ def test_at_most_once_never_processes_a_message_twice_under_kill9(workdir, pulsa
         twice = [k for k, n in seen.items() if n > 1]
         assert twice == [], f"{len(twice)} inputs came out more than once, e.g. {twice[:5]}"
     finally:
+        fsd.stop()
+
+
+def test_at_most_once_does_not_run_without_its_ledger_and_recovers_when_it_opens(
+    workdir, pulsar_url: str
+):
+    """A replica that cannot open its attempt ledger exits CRASH under at-most-once (without
+    it a redelivered batch would be processed twice), and fsd restarts it until the ledger
+    opens. At-least-once runs on without it, with its error line."""
+    fsd = Fsd(
+        workdir, pulsar_url, extra=["--max-restarts", "100", "--backoff-base", "0.2",
+                                    "--backoff-cap", "0.4"],
+    ).start()  # fmt: skip
+    amo, alo = unique("amoled"), unique("aloled")
+    attempts = fsd.state_dir / "attempts"
+    # A directory where the ledger file should be: SQLite cannot open it, even as root.
+    for name in (amo, alo):
+        (attempts / f"{name}.sqlite3").mkdir(parents=True)
+    readers = []
+    try:
+        echo = str(fx.write(fsd.workdir, "echo", fx.ECHO))
+        for name, guarantee in ((amo, "at-most-once"), (alo, "at-least-once")):
+            inp, out = unique("in"), unique("out")
+            send(pulsar_url, inp, GOOD)
+            readers.append(Reader(pulsar_url, out))
+            result = fsd.ctl("create", "-n", name, "-a", echo, "-i", inp, "-o", out,
+                             "--guarantee", guarantee, "--no-wait")  # fmt: skip
+            assert result.returncode == 0, result.stderr
+        amo_out, alo_out = readers
+
+        # At-least-once: running, everything out, never restarted.
+        assert len(alo_out.wait(len(GOOD), timeout=60)) == len(GOOD)
+        assert fsd.replicas(alo)[0]["restarts"] == 0
+        assert "cannot open the attempt ledger" in fsd.ctl("logs", "-n", alo).stdout
+
+        crashed = wait_for(
+            lambda: (r := fsd.replicas(amo)[0])["restarts"] >= 2 and r, 30, "two restarts"
+        )
+        assert crashed["last_exit"] == "exit 1 (CRASH)", crashed
+        assert "cannot open the attempt ledger" in crashed["last_error"], crashed
+        assert "at-most-once does not run without it" in crashed["last_error"], crashed
+        assert amo_out.more_within(1.0) == [], "at-most-once ran without its ledger"
+
+        (attempts / f"{amo}.sqlite3").rmdir()
+        assert len(amo_out.wait(len(GOOD), timeout=60)) == len(GOOD)
+        wait_for(lambda: fsd.replicas(amo)[0]["state"] == "RUNNING", 30, "RUNNING")
+    finally:
+        for reader in readers:
+            reader.close()
         fsd.stop()
