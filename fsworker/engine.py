@@ -18,7 +18,7 @@ import weakref
 
 import wasmtime
 
-from fsworker.limits import PROBE_VERSION
+from fsworker.memory_probe import PROBE_VERSION
 
 WASMTIME_VERSION = "50.0.1"
 

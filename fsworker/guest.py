@@ -223,7 +223,7 @@ def memory_limit_error(
 ) -> GuestError | None:
     """A memory-limit GuestError if the memory limit explains this failure, else None.
 
-    With the module's probe (fsworker/limits.py) this is exact: a memory.grow past
+    With the module's probe (fsworker/memory_probe.py) this is exact: a memory.grow past
     the limit was refused during the call. Without one, it is "memory within one
     wasm page of the limit".
     """

@@ -18,7 +18,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from fsworker import host_api
-from fsworker.limits import ProbeUnsupported, add_memory_probe
+from fsworker.memory_probe import ProbeUnsupported, add_memory_probe
 
 log = structlog.get_logger("fsworker.module_check")
 
@@ -54,7 +54,7 @@ def compile_module(
     """Compile wasm bytes, turning wasmtime's multi-line errors into one line.
 
     With ``probe`` (the default) the module gets the memory-limit probe of
-    fsworker/limits.py when it can take one; otherwise it is compiled as is.
+    fsworker/memory_probe.py when it can take one; otherwise it is compiled as is.
     A component is compiled as a ``wasmtime.component.Component`` and checked
     (``check_component``).
     """

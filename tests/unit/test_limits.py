@@ -3,21 +3,19 @@ import time
 import pytest
 import wasmtime
 
-from fsworker import limits
+from fsworker import limits, memory_probe
 from fsworker.engine import _SETTINGS, new_engine
 from fsworker.limits import (
     NO_DEADLINE,
-    PROBE_EXPORT,
     TICK_MS,
     WASM_PAGE,
-    ProbeUnsupported,
-    add_memory_probe,
     deadline_ticks,
     find_probe,
     fmt_bytes,
     memory_limit_hit,
     ticker,
 )
+from fsworker.memory_probe import PROBE_EXPORT, ProbeUnsupported, add_memory_probe
 from tests import wasm_fixtures as fx
 from tests.helpers import EXAMPLES
 
@@ -241,21 +239,21 @@ def test_the_decoder_handles_many_instruction_kinds(engine):
 )
 def test_every_function_of_the_examples_decodes(path):
     wasm = path.read_bytes()
-    reader = limits._Reader(wasm, 8)
+    reader = memory_probe._Reader(wasm, 8)
     code = None
     while reader.pos < len(wasm):
         sid, size = reader.byte(), reader.uleb()
         if sid == 10:
             code = wasm[reader.pos : reader.pos + size]
         reader.skip(size)
-    count, bodies = limits._split_vec(code)
-    r = limits._Reader(bodies)
+    count, bodies = memory_probe._split_vec(code)
+    r = memory_probe._Reader(bodies)
     rewritten = 0
     for _ in range(count):
         size = r.uleb()
         body = bodies[r.pos : r.pos + size]
         r.skip(size)
-        if limits._rewrite_body(body, 12345) is not None:  # decodes every instruction
+        if memory_probe._rewrite_body(body, 12345) is not None:  # decodes every instruction
             rewritten += 1
     assert rewritten >= 1  # sbrk's memory.grow
 

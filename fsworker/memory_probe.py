@@ -1,0 +1,405 @@
+"""The memory probe: a compile-time rewrite that lets the host see a refused ``memory.grow``.
+
+``Store.set_limits(memory_size=...)`` makes a ``memory.grow`` past the limit
+return -1 to the guest; wasmtime's C API (which wasmtime-py wraps) builds its
+store limits without ``trap_on_grow_failure``, so nothing on the host side
+records that a grow was refused. ``add_memory_probe`` rewrites the module at
+compile time: every ``memory.grow`` of memory 0 becomes a call to an added
+function that does the grow and, when it fails, stores the size it asked for
+(in wasm pages, as an i64) in a one-page probe memory the module exports as
+``PROBE_EXPORT``. The host side that reads it is ``fsworker.limits.MemoryProbe``.
+A module that cannot be rewritten (``ProbeUnsupported``) runs unchanged.
+
+The decoder here knows just enough of the binary format to find every
+``memory.grow`` in a code body (it decodes every instruction, including SIMD,
+so an immediate is never mistaken for an opcode).
+"""
+
+from __future__ import annotations
+
+PROBE_EXPORT = "__fs_memory_probe"
+# Part of the compiled-artifact fingerprint: change it when the rewrite changes.
+PROBE_VERSION = 1
+
+
+class ProbeUnsupported(Exception):
+    """The module uses something the rewrite does not handle; it runs without a probe."""
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+class _Reader:
+    __slots__ = ("data", "end", "pos")
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise ProbeUnsupported("unexpected end of data")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def uleb(self) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if b < 0x80:
+                return result
+            shift += 7
+            if shift > 63:
+                raise ProbeUnsupported("LEB128 number too long")
+
+    def sleb(self) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                if b & 0x40:
+                    result -= 1 << shift
+                return result
+            if shift > 70:
+                raise ProbeUnsupported("LEB128 number too long")
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.end:
+            raise ProbeUnsupported("unexpected end of data")
+        self.pos += n
+
+    def name(self) -> bytes:
+        n = self.uleb()
+        start = self.pos
+        self.skip(n)
+        return self.data[start : self.pos]
+
+
+_REF_WITH_HEAP = (0x63, 0x64)  # (ref null ht), (ref ht)
+
+
+def _valtype(r: _Reader) -> None:
+    if r.byte() in _REF_WITH_HEAP:
+        r.sleb()  # heap type: an abstract type byte or a type index
+
+
+def _limits(r: _Reader) -> int:
+    flags = r.byte()
+    r.uleb()
+    if flags & 0x01:
+        r.uleb()
+    if flags & 0x08:
+        r.uleb()  # custom page size (log2)
+    return flags
+
+
+def _memarg(r: _Reader) -> None:
+    align = r.uleb()
+    if align & 0x40:
+        r.uleb()  # memory index (multi-memory)
+    r.uleb()  # offset
+
+
+def _blocktype(r: _Reader) -> None:
+    first = r.data[r.pos] if r.pos < r.end else -1
+    r.sleb()
+    if first in _REF_WITH_HEAP:
+        r.sleb()
+
+
+# Opcodes with no immediates: the MVP numeric range, plus a few control ones.
+_PLAIN = frozenset(
+    {0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD4}
+    | set(range(0x45, 0xC5))
+)
+# Opcodes with exactly one LEB128 immediate.
+_ONE_LEB = frozenset(
+    {0x07, 0x08, 0x09, 0x0C, 0x0D, 0x10, 0x12, 0x14, 0x15, 0x18, 0xD2, 0xD5, 0xD6}
+    | set(range(0x20, 0x27))
+)
+_MEMARG = frozenset(range(0x28, 0x3F))
+_SIMD_MEMARG = frozenset({*range(0, 12), 92, 93})
+_SIMD_LANE = frozenset(range(21, 35))
+_SIMD_MEMARG_LANE = frozenset(range(84, 92))
+_SIMD_LAST = 0x113  # relaxed SIMD ends here
+
+
+def _rewrite_body(body: bytes, grow_func: int) -> bytes | None:
+    """Replace ``memory.grow 0`` with ``call grow_func``; None if there is none."""
+    r = _Reader(body)
+    for _ in range(r.uleb()):  # local declarations
+        r.uleb()
+        _valtype(r)
+    call = b"\x10" + _uleb(grow_func)
+    out: list[bytes] = []
+    copied = 0
+    data = body
+    end = len(body)
+    while r.pos < end:
+        start = r.pos
+        op = data[start]
+        r.pos = start + 1
+        if op in _PLAIN:
+            continue
+        if op in _ONE_LEB:
+            r.uleb()
+        elif op in _MEMARG:
+            _memarg(r)
+        elif op == 0x40 or op == 0x3F:  # memory.grow / memory.size
+            if r.uleb() == 0 and op == 0x40:
+                out.append(data[copied:start])
+                out.append(call)
+                copied = r.pos
+        elif op == 0x41 or op == 0x42:
+            r.sleb()
+        elif op == 0x43:
+            r.skip(4)
+        elif op == 0x44:
+            r.skip(8)
+        elif op in (0x02, 0x03, 0x04, 0x06):
+            _blocktype(r)
+        elif op == 0x0E:  # br_table
+            for _ in range(r.uleb() + 1):
+                r.uleb()
+        elif op in (0x11, 0x13):  # call_indirect, return_call_indirect
+            r.uleb()
+            r.uleb()
+        elif op == 0x1C:  # select t*
+            for _ in range(r.uleb()):
+                _valtype(r)
+        elif op == 0x1F:  # try_table
+            _blocktype(r)
+            for _ in range(r.uleb()):
+                kind = r.byte()
+                if kind in (0x00, 0x01):
+                    r.uleb()
+                r.uleb()
+        elif op == 0xD0:  # ref.null
+            r.sleb()
+        elif op == 0xFC:
+            sub = r.uleb()
+            if sub <= 7 or 19 <= sub <= 22:
+                pass
+            elif sub in (8, 10, 12, 14):
+                r.uleb()
+                r.uleb()
+            elif sub in (9, 11, 13, 15, 16, 17):
+                r.uleb()
+            else:
+                raise ProbeUnsupported(f"unknown instruction 0xfc {sub}")
+        elif op == 0xFD:
+            sub = r.uleb()
+            if sub in _SIMD_MEMARG:
+                _memarg(r)
+            elif sub == 12 or sub == 13:
+                r.skip(16)
+            elif sub in _SIMD_LANE:
+                r.skip(1)
+            elif sub in _SIMD_MEMARG_LANE:
+                _memarg(r)
+                r.skip(1)
+            elif sub > _SIMD_LAST:
+                raise ProbeUnsupported(f"unknown instruction 0xfd {sub}")
+        elif op == 0xFE:
+            sub = r.uleb()
+            if sub == 0x03:
+                r.skip(1)
+            else:
+                _memarg(r)
+        else:
+            raise ProbeUnsupported(f"unsupported instruction 0x{op:02x}")
+    if not out:
+        return None
+    out.append(data[copied:])
+    return b"".join(out)
+
+
+def _probe_function(probe_memory: int) -> bytes:
+    """``(func (param $delta i32) (result i32))``: grow memory 0; on failure store
+    ``memory.size + delta`` (pages, i64) at address 0 of the probe memory."""
+    code = (
+        b"\x01\x01\x7f"  # one local: i32 $result
+        b"\x20\x00\x40\x00\x22\x01"  # local.get 0, memory.grow 0, local.tee 1
+        b"\x41\x7f\x46\x04\x40"  # i32.const -1, i32.eq, if
+        b"\x41\x00\x3f\x00\xad\x20\x00\xad\x7c"  # addr 0, memory.size + delta as i64
+        b"\x37\x43" + _uleb(probe_memory) + b"\x00"  # i64.store align=8 in the probe
+        b"\x0b\x20\x01\x0b"  # end, local.get 1, end
+    )
+    return _uleb(len(code)) + code
+
+
+def _vec(count: int, items: bytes) -> bytes:
+    return _uleb(count) + items
+
+
+def _split_vec(payload: bytes) -> tuple[int, bytes]:
+    """A section's item count and the bytes of its items."""
+    r = _Reader(payload)
+    count = r.uleb()
+    return count, payload[r.pos :]
+
+
+def add_memory_probe(wasm: bytes) -> bytes | None:
+    """The module with its memory.grow probed, or None when nothing grows memory 0.
+
+    Raises ProbeUnsupported when the module uses something this rewrite does
+    not handle (then it runs unchanged, without an exact memory-limit signal).
+    """
+    if wasm[:8] != b"\0asm\x01\0\0\0":
+        raise ProbeUnsupported("not a core WebAssembly module, version 1")
+    sections: list[tuple[int, bytes]] = []
+    r = _Reader(wasm, 8)
+    while r.pos < len(wasm):
+        sid = r.byte()
+        size = r.uleb()
+        start = r.pos
+        r.skip(size)
+        sections.append((sid, wasm[start : r.pos]))
+    by_id = {sid: payload for sid, payload in sections if sid != 0}
+    if 10 not in by_id or 3 not in by_id or 1 not in by_id:
+        return None  # no code: nothing can grow memory
+
+    # Types: count them (plain function types only; GC rec groups are not handled).
+    r = _Reader(by_id[1])
+    type_count = r.uleb()
+    for _ in range(type_count):
+        if r.byte() != 0x60:
+            raise ProbeUnsupported("type section uses GC types")
+        for _ in range(2):
+            for _ in range(r.uleb()):
+                _valtype(r)
+
+    # Imports: functions and memories come first in their index spaces.
+    imported_funcs = imported_memories = 0
+    memory0_flags: int | None = None
+    if 2 in by_id:
+        r = _Reader(by_id[2])
+        for _ in range(r.uleb()):
+            r.name()
+            r.name()
+            kind = r.byte()
+            if kind == 0x00:
+                r.uleb()
+                imported_funcs += 1
+            elif kind == 0x01:
+                _valtype(r)
+                _limits(r)
+            elif kind == 0x02:
+                flags = _limits(r)
+                if imported_memories == 0:
+                    memory0_flags = flags
+                imported_memories += 1
+            elif kind == 0x03:
+                _valtype(r)
+                r.byte()
+            elif kind == 0x04:
+                r.byte()
+                r.uleb()
+            else:
+                raise ProbeUnsupported(f"unknown import kind {kind}")
+
+    defined_memories = 0
+    if 5 in by_id:
+        r = _Reader(by_id[5])
+        defined_memories = r.uleb()
+        for _ in range(defined_memories):
+            flags = _limits(r)
+            if memory0_flags is None:
+                memory0_flags = flags
+    if memory0_flags is None:
+        return None  # no memory at all
+    if memory0_flags & 0x0E:
+        raise ProbeUnsupported("memory 0 is shared, 64-bit or has a custom page size")
+    probe_memory = imported_memories + defined_memories
+
+    r = _Reader(by_id[3])
+    defined_funcs = r.uleb()
+    grow_func = imported_funcs + defined_funcs
+
+    if 7 in by_id:
+        r = _Reader(by_id[7])
+        export_count = r.uleb()
+        for _ in range(export_count):
+            if r.name() == PROBE_EXPORT.encode():
+                raise ProbeUnsupported(f"module already exports '{PROBE_EXPORT}'")
+            r.byte()
+            r.uleb()
+        exports_payload = _split_vec(by_id[7])[1]
+    else:
+        export_count, exports_payload = 0, b""
+
+    # Code: rewrite each body that may hold a memory.grow.
+    r = _Reader(by_id[10])
+    body_count = r.uleb()
+    if body_count != defined_funcs:
+        raise ProbeUnsupported("function and code sections disagree")
+    bodies: list[bytes] = []
+    changed = False
+    for _ in range(body_count):
+        size = r.uleb()
+        start = r.pos
+        r.skip(size)
+        body = by_id[10][start : r.pos]
+        new = None
+        if b"\x40\x00" in body or b"\x40\x80" in body:
+            new = _rewrite_body(body, grow_func)
+        if new is None:
+            bodies.append(_uleb(size) + body)
+        else:
+            changed = True
+            bodies.append(_uleb(len(new)) + new)
+    if not changed:
+        return None
+
+    name = PROBE_EXPORT.encode()
+    memories = _split_vec(by_id[5])[1] if 5 in by_id else b""
+    new_payloads = {
+        1: _vec(type_count + 1, _split_vec(by_id[1])[1] + b"\x60\x01\x7f\x01\x7f"),
+        3: _vec(defined_funcs + 1, _split_vec(by_id[3])[1] + _uleb(type_count)),
+        5: _vec(defined_memories + 1, memories + b"\x00\x01"),
+        7: _vec(
+            export_count + 1,
+            exports_payload + _uleb(len(name)) + name + b"\x02" + _uleb(probe_memory),
+        ),
+        10: _vec(body_count + 1, b"".join(bodies) + _probe_function(probe_memory)),
+    }
+    # Section order; custom sections (id 0) stay where they were.
+    order = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11]
+    present = [sid for sid, _ in sections if sid != 0]
+    out = [wasm[:8]]
+    missing = [sid for sid in (5, 7) if sid not in present]
+    emitted: set[int] = set()
+
+    def emit(sid: int, payload: bytes) -> None:
+        out.append(bytes([sid]) + _uleb(len(payload)) + payload)
+        emitted.add(sid)
+
+    def emit_missing_before(sid: int) -> None:
+        for m in list(missing):
+            if order.index(m) < order.index(sid):
+                emit(m, new_payloads[m])
+                missing.remove(m)
+
+    for sid, payload in sections:
+        if sid != 0:
+            emit_missing_before(sid)
+            emit(sid, new_payloads.get(sid, payload))
+        else:
+            emit(0, payload)
+    for m in missing:
+        emit(m, new_payloads[m])
+    return b"".join(out)
