@@ -23,7 +23,7 @@ from fsd.config import (
     default_config_path,
     read_config_file,
 )
-from fsd.control_server import ControlEndpointError
+from fsd.control_access import ControlEndpointError
 
 log = structlog.get_logger("fsd")
 

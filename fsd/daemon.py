@@ -26,7 +26,8 @@ from fsd.backlog import BacklogPoller
 from fsd.broker import EmbeddedPulsar
 from fsd.broker_keeper import EmbeddedBrokerKeeper
 from fsd.config import FsdConfig
-from fsd.control_server import ControlServer, EndpointInUse
+from fsd.control_access import EndpointInUse
+from fsd.control_server import ControlServer
 from fsd.function_spec import FunctionSpec
 from fsd.functions import FunctionService
 from fsd.handlers import make_handlers

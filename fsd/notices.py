@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from fscommon.protocol import NoticeKind, encode_notice
-from fsd.control_server import group_id, restrict_ipc_socket
+from fsd.control_access import group_id, restrict_ipc_socket
 
 if TYPE_CHECKING:
     from fsd.replica import Replica

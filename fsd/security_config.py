@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fscommon.curve_keys import KeyFileError, load_allowed_clients, read_secret_key
 from fscommon.protocol import MAX_REQUEST_BYTES
-from fsd.control_server import (
+from fsd.control_access import (
     ControlEndpointError,
     CurveServer,
     group_id,
