@@ -41,6 +41,7 @@ from fsd.replica import (
 )
 from fsd.replica_state import ReplicaState
 from fsd.restart_policy import RestartPolicy, RestartTracker
+from fsd.rollout import Rollout
 from fsworker.scratch import remove_scratch_dirs
 
 log = structlog.get_logger("fsd.supervisor")
@@ -69,19 +70,6 @@ class SupervisionPolicy:
     heartbeat_timeout: float = 10.0  # RUNNING without a heartbeat this long: hung
     ready_timeout: float = 60.0  # STARTING this long without 'ready': stuck
     restart: RestartPolicy = field(default_factory=RestartPolicy)
-
-
-@dataclass
-class Rollout:
-    """A rolling restart onto a generation: one replica at a time, each waiting for RUNNING."""
-
-    generation: int
-    pending: deque[int]
-    current: int | None = None
-    stopping: bool = False  # the current replica is draining (else: starting)
-    done: bool = False
-    error: str | None = None
-    rolled: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -207,7 +195,7 @@ class Supervisor:
                 self._request_stop(replica, why)
         self._prune_retired(runtime)
         if runtime.rollout is not None and not runtime.rollout.done:
-            self._advance_rollout(runtime)
+            runtime.rollout.advance(runtime.replicas, self._request_stop, self._spawn)
 
     # --- queries -------------------------------------------------------------------------
 
@@ -315,7 +303,7 @@ class Supervisor:
                     self._spawn(replica, "backoff ended")
             self._prune_retired(runtime)
             if runtime.rollout is not None and not runtime.rollout.done:
-                self._advance_rollout(runtime)
+                runtime.rollout.advance(runtime.replicas, self._request_stop, self._spawn)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -432,45 +420,6 @@ class Supervisor:
             if r.after_stop is AfterStop.RETIRE and r.proc is None
         ]:
             del runtime.replicas[index]
-
-    def _advance_rollout(self, runtime: FunctionRuntime) -> None:
-        rollout = runtime.rollout
-        assert rollout is not None
-        while not rollout.done:
-            if rollout.current is None:
-                if not rollout.pending:
-                    rollout.done = True
-                    return
-                rollout.current = rollout.pending.popleft()
-                replica = runtime.replicas.get(rollout.current)
-                if replica is None or replica.generation == rollout.generation:
-                    rollout.current = None  # gone, or already spawned onto the new generation
-                    continue
-                rollout.stopping = True
-                self._request_stop(replica, "rolling restart")
-            replica = runtime.replicas.get(rollout.current)
-            if replica is None or replica.after_stop is AfterStop.RETIRE:
-                rollout.current = None  # scaled away or moved while rolling
-                continue
-            if rollout.stopping:
-                if replica.state is S.STOPPING:
-                    return  # still draining
-                if replica.proc is None and replica.after_stop is not AfterStop.RETIRE:
-                    replica.tracker.reset()
-                    self._spawn(replica, "rolling restart")
-                rollout.stopping = False
-            if replica.state is S.RUNNING:
-                rollout.rolled.append(replica.index)
-                rollout.current = None
-                continue
-            if replica.state in (S.BACKOFF, S.FATAL, S.STOPPED):
-                reason = replica.last_error or replica.last_exit or str(replica.state)
-                rollout.error = (
-                    f"replica {replica.index} did not become ready ({replica.state}: {reason}); "
-                    f"the rolling restart stopped there"
-                )
-                rollout.done = True
-            return
 
 
 def _blamed_on_message(replica: Replica, pid: int) -> bool:
