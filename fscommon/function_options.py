@@ -6,17 +6,63 @@ naming the option) and carried to every worker in its spec.
 
 from __future__ import annotations
 
+import enum
 import os
 import posixpath
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
-GUARANTEES = ("at-least-once", "at-most-once", "effectively-once")
-ORDERINGS = ("none", "key", "strict")
-POSITIONS = ("earliest", "latest")
-SCHEMAS = ("bytes", "string", "json", "avro")
-PASS_THROUGH = ("key", "properties", "event-time")
+
+class Guarantee(enum.StrEnum):
+    """What happens to a message when a worker or the broker fails (docs/guarantees.md)."""
+
+    AT_LEAST_ONCE = "at-least-once"
+    AT_MOST_ONCE = "at-most-once"
+    EFFECTIVELY_ONCE = "effectively-once"
+
+
+class Ordering(enum.StrEnum):
+    """How inputs are spread over replicas: the Pulsar subscription type."""
+
+    NONE = "none"  # Shared
+    KEY = "key"  # Key_Shared
+    STRICT = "strict"  # Failover: one active consumer per topic
+
+
+class Position(enum.StrEnum):
+    """Where a new subscription starts reading."""
+
+    EARLIEST = "earliest"
+    LATEST = "latest"
+
+
+class DataSchema(enum.StrEnum):
+    """How input and output payloads are read and written."""
+
+    BYTES = "bytes"
+    STRING = "string"
+    JSON = "json"
+    AVRO = "avro"
+
+
+class PassThrough(enum.StrEnum):
+    """Input metadata copied to every output."""
+
+    KEY = "key"
+    PROPERTIES = "properties"
+    EVENT_TIME = "event-time"
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+# The accepted words as plain text, for CLI choices and messages (click shows an enum
+# member's name, not its value).
+GUARANTEES = tuple(m.value for m in Guarantee)
+ORDERINGS = tuple(m.value for m in Ordering)
+POSITIONS = tuple(m.value for m in Position)
+SCHEMAS = tuple(m.value for m in DataSchema)
+PASS_THROUGH = tuple(m.value for m in PassThrough)
 
 MAX_MEMORY_LIMIT = 4 * 1024 * 1024 * 1024  # wasm32 cannot address more
 
@@ -34,9 +80,9 @@ class OptionError(ValueError):
 class FunctionOptions:
     """Everything about how messages flow through one function."""
 
-    guarantee: str = "at-least-once"
-    ordering: str = "none"  # none: Shared, key: Key_Shared, strict: Failover
-    subscription_position: str = "earliest"
+    guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
+    ordering: Ordering = Ordering.NONE
+    subscription_position: Position = Position.EARLIEST
     input_pattern: str | None = None  # a regex over full topic names, instead of inputs
     max_retries: int = 3  # redeliveries after the first attempt, then the dead-letter topic
     retry_delay_ms: int = 1000
@@ -44,11 +90,11 @@ class FunctionOptions:
     timeout_ms: int | None = 5000  # per message (any length: busy_ms heartbeats cover it)
     memory_limit: int | None = 256 * 1024 * 1024  # bytes of guest linear memory
     fuel: int | None = None  # wasm instructions (roughly) per message; off by default
-    input_schema: str = "bytes"
-    output_schema: str = "bytes"
+    input_schema: DataSchema = DataSchema.BYTES
+    output_schema: DataSchema = DataSchema.BYTES
     json_schema: dict[str, Any] | None = None  # checks json input/output; output's topic schema
     avro_schema: str | None = None  # Avro schema (JSON text) for avro input/output
-    pass_through: list[str] = field(default_factory=lambda: list(PASS_THROUGH))
+    pass_through: list[PassThrough] = field(default_factory=lambda: list(PassThrough))
     # WASI grants; nothing of the host is visible to the guest without them.
     # Each dir: {"host": abs existing dir, "guest": abs path, "mode": "ro"|"rw"}.
     allow_dirs: list[dict[str, str]] = field(default_factory=list)
@@ -72,12 +118,14 @@ class FunctionOptions:
         return options
 
     def validate(self) -> None:
-        """Check every option's type and value."""
-        _choice("guarantee", self.guarantee, GUARANTEES)
-        _choice("ordering", self.ordering, ORDERINGS)
-        _choice("subscription-position", self.subscription_position, POSITIONS)
-        _choice("input-schema", self.input_schema, SCHEMAS)
-        _choice("output-schema", self.output_schema, SCHEMAS)
+        """Check every option's type and value; the modes become their enums."""
+        self.guarantee = _choice("guarantee", self.guarantee, Guarantee)
+        self.ordering = _choice("ordering", self.ordering, Ordering)
+        self.subscription_position = _choice(
+            "subscription-position", self.subscription_position, Position
+        )
+        self.input_schema = _choice("input-schema", self.input_schema, DataSchema)
+        self.output_schema = _choice("output-schema", self.output_schema, DataSchema)
         _int("max-retries", self.max_retries, 0, 1000)
         _int("retry-delay-ms", self.retry_delay_ms, 0, 3_600_000)
         if self.timeout_ms is not None:
@@ -105,17 +153,18 @@ class FunctionOptions:
                 f"pass-through takes a comma-separated subset of {', '.join(PASS_THROUGH)} "
                 f"(or 'none'), got {self.pass_through!r}"
             )
+        self.pass_through = [PassThrough(p) for p in self.pass_through]
         if self.json_schema is not None:
             if not isinstance(self.json_schema, dict):
                 raise OptionError("json-schema must be a JSON object (a JSON Schema document)")
-            if "json" not in (self.input_schema, self.output_schema):
+            if DataSchema.JSON not in (self.input_schema, self.output_schema):
                 raise OptionError("json-schema needs --input-schema json or --output-schema json")
-        avro_used = "avro" in (self.input_schema, self.output_schema)
+        avro_used = DataSchema.AVRO in (self.input_schema, self.output_schema)
         if avro_used and not self.avro_schema:
             raise OptionError("an avro input or output schema needs --avro-schema FILE")
         _validate_dir_grants(self.allow_dirs)
         _validate_env_grants(self.allow_env)
-        if self.guarantee == "effectively-once" and self.ordering != "strict":
+        if self.guarantee is Guarantee.EFFECTIVELY_ONCE and self.ordering is not Ordering.STRICT:
             raise OptionError(
                 "effectively-once needs --ordering strict: output sequence ids follow the input "
                 "order, which only one active consumer per topic keeps"
@@ -139,9 +188,11 @@ def with_defaults(raw: Any, defaults: dict[str, Any]) -> Any:
     return {**defaults, **raw}
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+def _choice(name: str, value: Any, allowed: type[E]) -> E:
+    """``value`` as a member of ``allowed``; OptionError naming the option if it is none."""
+    if not isinstance(value, str) or value not in tuple(allowed):
         raise OptionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return allowed(value)
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:

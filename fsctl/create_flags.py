@@ -15,7 +15,11 @@ from fscommon.function_options import (
     PASS_THROUGH,
     POSITIONS,
     SCHEMAS,
+    DataSchema,
+    Guarantee,
     OptionError,
+    Ordering,
+    Position,
     parse_dir_grant,
     parse_size,
 )
@@ -25,12 +29,14 @@ def data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """create's flags for guarantees, ordering, retries, limits and schemas."""
     choice = click.Choice
     opts = [
-        click.option("--guarantee", type=choice(GUARANTEES), default="at-least-once",
+        click.option("--guarantee", type=choice(GUARANTEES), default=Guarantee.AT_LEAST_ONCE.value,
                      show_default=True, help="Delivery guarantee."),
-        click.option("--ordering", type=choice(ORDERINGS), default="none", show_default=True,
+        click.option("--ordering", type=choice(ORDERINGS), default=Ordering.NONE.value,
+                     show_default=True,
                      help="none: Shared; key: Key_Shared; strict: Failover."),
-        click.option("--subscription-position", type=choice(POSITIONS), default="earliest",
-                     show_default=True, help="Where a new function starts reading."),
+        click.option("--subscription-position", type=choice(POSITIONS),
+                     default=Position.EARLIEST.value, show_default=True,
+                     help="Where a new function starts reading."),
         click.option("--input-pattern", help="Regex over full topic names, instead of -i."),
         # No client-side default for these four: fsd applies its configured
         # defaults (default_* in fsd.toml) to what the request leaves out.
@@ -44,8 +50,10 @@ def data_path_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--memory-limit",
                      help="Guest memory limit, e.g. 64MiB, 0: none [fsd default: 256MiB]."),
         click.option("--fuel", type=int, help="Fuel (about one per instruction) per message."),
-        click.option("--input-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
-        click.option("--output-schema", type=choice(SCHEMAS), default="bytes", show_default=True),
+        click.option("--input-schema", type=choice(SCHEMAS), default=DataSchema.BYTES.value,
+                     show_default=True),
+        click.option("--output-schema", type=choice(SCHEMAS), default=DataSchema.BYTES.value,
+                     show_default=True),
         click.option("--json-schema", "json_schema_file", type=click.Path(dir_okay=False),
                      help="JSON Schema file that JSON input must match."),
         click.option("--avro-schema", "avro_schema_file", type=click.Path(dir_okay=False),

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from fscommon.function_options import Ordering
 from fsd.autoscale import Action, Decider, Decision, Observation
 from fsd.function_spec import Desired, FunctionSpec
 from fsd.replica_state import ReplicaState
@@ -72,7 +73,7 @@ def observation(
         ready=ready,
         receivers=receivers,
         cap_reason=cap_reason,
-        key_shared=spec.options.get("ordering") == "key",
+        key_shared=spec.options.get("ordering") == Ordering.KEY,
         generation=spec.generation,
     )
 
@@ -81,7 +82,7 @@ def _receivers(
     spec: FunctionSpec, partitions: Callable[[str], int | None]
 ) -> tuple[int | None, str]:
     """Failover (--ordering strict) gives each topic partition to one replica at a time."""
-    if spec.options.get("ordering") != "strict" or not spec.inputs:
+    if spec.options.get("ordering") != Ordering.STRICT or not spec.inputs:
         return None, ""
     counts = [max(1, partitions(topic) or 0) for topic in spec.inputs]
     total = sum(counts)

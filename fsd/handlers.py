@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from fscommon.function_options import Guarantee
 from fscommon.protocol import ErrorCode
 from fsd import waits
 from fsd.control_server import Deferred, Handler, HandlerError
@@ -134,7 +135,7 @@ class _Handlers:
 
     def _prepare(self, spec: FunctionSpec) -> None:
         """effectively-once needs broker-side deduplication on the output topic."""
-        if spec.options.get("guarantee") != "effectively-once" or not spec.output:
+        if spec.options.get("guarantee") != Guarantee.EFFECTIVELY_ONCE or not spec.output:
             return
         from fsd.broker_admin import AdminError, enable_deduplication
 

@@ -20,7 +20,7 @@ import structlog
 
 from fscommon import logs
 from fscommon.exitcodes import WorkerExit
-from fscommon.function_options import FunctionOptions, OptionError
+from fscommon.function_options import FunctionOptions, Guarantee, OptionError
 from fscommon.protocol import EventKind
 from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
@@ -126,10 +126,10 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
             ledger = AttemptLedger(
                 Path(spec.attempts_path),
                 spec.replica,
-                keep_taken=options.guarantee == "at-most-once",
+                keep_taken=options.guarantee == Guarantee.AT_MOST_ONCE,
             )
         except (OSError, sqlite3.Error) as exc:
-            if options.guarantee == "at-most-once":
+            if options.guarantee == Guarantee.AT_MOST_ONCE:
                 # Its taken ids are what keeps a redelivery from being processed twice.
                 raise WorkerFailure(
                     WorkerExit.CRASH,

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fscommon.function_options import FunctionOptions
+from fscommon.function_options import DataSchema, FunctionOptions
 
 
 class SchemaError(Exception):
@@ -78,11 +78,11 @@ def _json_schema_checker(options: FunctionOptions, what: str) -> Callable[[Any],
 def input_decoder(options: FunctionOptions) -> Callable[[bytes], bytes] | None:
     """bytes -> bytes for the guest; None when the payload passes untouched (bytes)."""
     kind = options.input_schema
-    if kind == "bytes":
+    if kind == DataSchema.BYTES:
         return None
-    if kind == "string":
+    if kind == DataSchema.STRING:
         return _utf8_checker("input")
-    if kind == "json":
+    if kind == DataSchema.JSON:
         check = _json_schema_checker(options, "input")
 
         def decode_json(data: bytes) -> bytes:
@@ -107,11 +107,11 @@ def input_decoder(options: FunctionOptions) -> Callable[[bytes], bytes] | None:
 def output_encoder(options: FunctionOptions) -> Callable[[bytes], Any] | None:
     """Guest output -> what the producer sends; None when bytes pass untouched."""
     kind = options.output_schema
-    if kind == "bytes":
+    if kind == DataSchema.BYTES:
         return None
-    if kind == "string":
+    if kind == DataSchema.STRING:
         return _utf8_checker("function output")
-    if kind == "json":
+    if kind == DataSchema.JSON:
         # The output topic's registered schema comes from the same document
         # (fsworker/pulsar_json_schema.py): what typed consumers rely on is checked.
         check = _json_schema_checker(options, "function output")

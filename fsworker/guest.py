@@ -43,6 +43,7 @@ import wasmtime
 import wasmtime.component
 
 from fsworker.engine import engine_fuel
+from fsworker.error_kinds import GUEST_KINDS, ErrorKind
 from fsworker.limits import (
     UNLIMITED_FUEL,
     WASM_PAGE,
@@ -58,30 +59,30 @@ if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
     from fsworker.sandbox import Sandbox
 
-# GuestError.kind values.
-TRAP = "trap"  # the guest trapped (unreachable, out-of-bounds access, stack overflow, ...)
-TIMEOUT = "timeout"  # the call ran past its time limit (epoch deadline)
-MEMORY_LIMIT = "memory-limit"  # it failed after a memory.grow past its memory limit was refused
-FUEL = "fuel"  # the call used up its fuel
-ERROR = "error"  # the guest reported a failure (negative result, rejected input)
-ABI = "abi"  # the guest broke the ABI (output outside memory, malformed batch output)
-EXIT = "exit"  # a WASI command exited with a non-zero code (stdio lane)
-KINDS = (TRAP, TIMEOUT, MEMORY_LIMIT, FUEL, ERROR, ABI, EXIT)
+# GuestError.kind values (fsworker/error_kinds.py), by the short names the guest lanes use.
+TRAP = ErrorKind.TRAP
+TIMEOUT = ErrorKind.TIMEOUT
+MEMORY_LIMIT = ErrorKind.MEMORY_LIMIT
+FUEL = ErrorKind.FUEL
+ERROR = ErrorKind.ERROR
+ABI = ErrorKind.ABI
+EXIT = ErrorKind.EXIT
+KINDS = GUEST_KINDS
 
 
 class GuestError(Exception):
     """One message failed inside the guest (trap, limit, error return, bad exit).
 
-    ``kind`` is a short word for metrics and dead-letter properties (``KINDS``);
-    the message is one line for people, with the numbers that matter.
+    ``kind`` says which way it failed, for metrics and dead-letter properties
+    (``KINDS``); the message is one line for people, with the numbers that matter.
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
     def __repr__(self) -> str:
-        return f"GuestError({self.kind!r}, {str(self)!r})"
+        return f"GuestError({str(self.kind)!r}, {str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, GuestError) and (self.kind, str(self)) == (other.kind, str(other))

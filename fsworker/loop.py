@@ -30,7 +30,7 @@ from typing import Any
 import pulsar
 import structlog
 
-from fscommon.function_options import FunctionOptions
+from fscommon.function_options import FunctionOptions, Guarantee, Ordering
 from fscommon.latency import LatencyHistogram
 from fscommon.protocol import EventKind, heartbeat_fields
 from fsworker.attempts import AttemptLedger
@@ -38,6 +38,7 @@ from fsworker.batch_take import BatchTaker
 from fsworker.codec import SchemaError, input_decoder
 from fsworker.commit import BatchResult, Committer, Counters
 from fsworker.done_marks import DoneMarks
+from fsworker.error_kinds import ErrorKind, Failure
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest
 from fsworker.host_context import HostContext
@@ -47,19 +48,13 @@ from fsworker.pulsar_io import PulsarIO
 from fsworker.records import dead_letter, message_meta
 from fsworker.redeliveries import HandedBack
 
-__all__ = ["CRASH", "FUNCTION_PROPERTY", "Counters", "ProcessingLoop"]
+__all__ = ["FUNCTION_PROPERTY", "Counters", "ProcessingLoop"]
 
 log = structlog.get_logger("fsworker.loop")
 
 RECEIVE_TIMEOUT_MS = 100
 # The wait for a message while batches await their confirmation (then acks are due).
 CONFIRM_POLL_MS = 1
-# fs-error-kind of a message whose attempts all ended with the worker dying.
-CRASH = "crash"
-AT_MOST_ONCE = "at-most-once"
-STRICT = "strict"  # --ordering strict: a Failover subscription
-
-Failure = tuple[str, str]  # (fs-error-kind, one-line error)
 
 
 class ProcessingLoop:
@@ -91,11 +86,11 @@ class ProcessingLoop:
         self._replica = replica
         self._heartbeat_interval = heartbeat_interval
         self._decode = input_decoder(options)
-        self._at_most_once = options.guarantee == AT_MOST_ONCE
+        self._at_most_once = options.guarantee == Guarantee.AT_MOST_ONCE
         self._stopping = False
         self._ledger = ledger
         # Failover: the broker does not count redeliveries, so the loop does.
-        self._handed_back = HandedBack() if options.ordering == STRICT else None
+        self._handed_back = HandedBack() if options.ordering == Ordering.STRICT else None
         # Exactly-once state (fsworker/done_marks.py) where the function has a store.
         self._marks = (
             DoneMarks(host.transaction)
@@ -117,7 +112,7 @@ class ProcessingLoop:
             self.latency,
             output=self._publisher.output,
             # Only a Failover subscription takes cumulative acknowledgements.
-            cumulative=options.ordering == STRICT,
+            cumulative=options.ordering == Ordering.STRICT,
             at_most_once=self._at_most_once,
             host=host,
             marks=self._marks,
@@ -226,7 +221,9 @@ class ProcessingLoop:
                     f"the worker process died while this message was in flight (a native "
                     f"crash, an abort, or a kill after a hang); {attempt - 1} attempts in all"
                 )
-                self._run([msg], [attempt - 1], {0: (CRASH, error)}, whole=False, sync=True)
+                self._run(
+                    [msg], [attempt - 1], {0: (ErrorKind.CRASH, error)}, whole=False, sync=True
+                )
                 ledger.settle(mid, None)
                 continue
             ledger.begin([(mid, attempt)])
@@ -305,7 +302,7 @@ class ProcessingLoop:
                     try:
                         data = decode(data)
                     except SchemaError as exc:
-                        failures[i] = ("schema", str(exc))
+                        failures[i] = (ErrorKind.SCHEMA, str(exc))
                         payloads.append(None)
                         continue
                 payloads.append(data)

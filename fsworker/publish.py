@@ -13,17 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fscommon.function_options import FunctionOptions
+from fscommon.function_options import FunctionOptions, Guarantee, PassThrough
 from fsworker.codec import SchemaError, output_encoder
+from fsworker.error_kinds import ErrorKind, Failure
 from fsworker.guest import GuestError
 from fsworker.host_context import OutputMeta
 from fsworker.pulsar_fast import Sender, plain_publisher
 from fsworker.records import sequence_id
 
 FUNCTION_PROPERTY = "fs-function"
-EFFECTIVELY_ONCE = "effectively-once"
-
-Failure = tuple[str, str]  # (fs-error-kind, one-line error)
 
 
 class Publisher:
@@ -38,11 +36,11 @@ class Publisher:
         self._function = function
         self._tag = (FUNCTION_PROPERTY, function)
         self._encode: Callable[[bytes], Any] | None = output_encoder(options)
-        self._dedup = options.guarantee == EFFECTIVELY_ONCE and bool(io.spec.output)
+        self._dedup = options.guarantee == Guarantee.EFFECTIVELY_ONCE and bool(io.spec.output)
         passing = set(options.pass_through)
-        self._pass_key = "key" in passing
-        self._pass_props = "properties" in passing
-        self._pass_time = "event-time" in passing
+        self._pass_key = PassThrough.KEY in passing
+        self._pass_props = PassThrough.PROPERTIES in passing
+        self._pass_time = PassThrough.EVENT_TIME in passing
         # The shared output producer (None: a sink, or effectively-once's per-topic producers).
         self.output: Sender | None = Sender(io.output) if io.output is not None else None
         self._dedup_senders: dict[str, Sender] = {}
@@ -81,7 +79,7 @@ class Publisher:
             try:
                 published += publish(msg, outcome, override)
             except SchemaError as exc:
-                failures[i] = ("schema", str(exc))
+                failures[i] = (ErrorKind.SCHEMA, str(exc))
         return published
 
     def _plain_fast_path(self) -> Callable[[Any, Sequence[bytes]], int] | None:

@@ -22,16 +22,16 @@ import re
 
 import pulsar
 
-from fscommon.function_options import FunctionOptions
+from fscommon.function_options import DataSchema, FunctionOptions, Guarantee, Ordering, Position
 from fscommon.protocol import DLQ_SUBSCRIPTION
 from fscommon.worker_spec import WorkerSpec
 from fsworker.codec import avro_schema
 from fsworker.pulsar_json_schema import pulsar_json_schema
 
 _CONSUMER_TYPES = {
-    "none": pulsar.ConsumerType.Shared,
-    "key": pulsar.ConsumerType.KeyShared,
-    "strict": pulsar.ConsumerType.Failover,
+    Ordering.NONE: pulsar.ConsumerType.Shared,
+    Ordering.KEY: pulsar.ConsumerType.KeyShared,
+    Ordering.STRICT: pulsar.ConsumerType.Failover,
 }
 
 
@@ -101,7 +101,7 @@ class PulsarIO:
                 consumer_type=_CONSUMER_TYPES[options.ordering],
                 initial_position=(
                     pulsar.InitialPosition.Earliest
-                    if options.subscription_position == "earliest"
+                    if options.subscription_position == Position.EARLIEST
                     else pulsar.InitialPosition.Latest
                 ),
                 receiver_queue_size=RECEIVER_QUEUE,
@@ -112,7 +112,7 @@ class PulsarIO:
                 negative_ack_redelivery_delay_ms=options.retry_delay_ms,
                 pattern_auto_discovery_period=5,
             )
-            if spec.output and options.guarantee != "effectively-once":
+            if spec.output and options.guarantee != Guarantee.EFFECTIVELY_ONCE:
                 self.output = self._producer(spec.output, None, batching=True)
         except pulsar.PulsarException as exc:
             self.client.close()
@@ -122,9 +122,9 @@ class PulsarIO:
 
     def _producer(self, topic: str, name: str | None, batching: bool) -> pulsar.Producer:
         kwargs = {}
-        if self.options.output_schema == "avro":
+        if self.options.output_schema == DataSchema.AVRO:
             kwargs["schema"] = avro_schema(self.options)
-        elif self.options.output_schema == "json":
+        elif self.options.output_schema == DataSchema.JSON:
             # Registered so typed JSON consumers (Schema.JSON(...)) may subscribe.
             json_schema = pulsar_json_schema(self.options.json_schema)
             if json_schema is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import pulsar
 import structlog
 
+from fsworker.error_kinds import ErrorKind
 from fsworker.host_context import MessageMeta
 from fsworker.pulsar_io import PulsarIO
 
@@ -43,7 +44,7 @@ def message_meta(msg: pulsar.Message) -> MessageMeta:
 def dead_letter(
     io: PulsarIO,
     msg: pulsar.Message,
-    kind: str,
+    kind: ErrorKind,
     error: str,
     attempts: int,
     function: str,

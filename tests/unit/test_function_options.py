@@ -1,6 +1,18 @@
+import json
+
+import msgpack
 import pytest
 
-from fscommon.function_options import FunctionOptions, OptionError, parse_size
+from fscommon.function_options import (
+    DataSchema,
+    FunctionOptions,
+    Guarantee,
+    OptionError,
+    Ordering,
+    PassThrough,
+    Position,
+    parse_size,
+)
 
 
 def test_defaults_are_valid_and_roundtrip():
@@ -30,6 +42,30 @@ def test_bad_options_name_the_option(raw, fragment):
     with pytest.raises(OptionError) as info:
         FunctionOptions.from_dict(raw)
     assert fragment in str(info.value)
+
+
+def test_modes_become_enums_and_travel_as_their_words():
+    raw = {
+        "guarantee": "effectively-once",
+        "ordering": "strict",
+        "subscription_position": "latest",
+        "input_schema": "string",
+        "pass_through": ["key", "event-time"],
+    }
+    opts = FunctionOptions.from_dict(raw)
+    assert opts.guarantee is Guarantee.EFFECTIVELY_ONCE and opts.ordering is Ordering.STRICT
+    assert opts.subscription_position is Position.LATEST
+    assert opts.input_schema is DataSchema.STRING and opts.output_schema is DataSchema.BYTES
+    assert opts.pass_through == [PassThrough.KEY, PassThrough.EVENT_TIME]
+    # The registry (JSON) and the wire (msgpack) carry the plain words, as before the enums.
+    as_json = json.loads(json.dumps(opts.to_dict()))
+    assert {k: as_json[k] for k in raw} == raw
+    assert msgpack.unpackb(msgpack.packb(opts.to_dict()))["guarantee"] == "effectively-once"
+
+
+def test_a_mode_of_the_wrong_type_is_an_option_error():
+    with pytest.raises(OptionError, match="ordering must be one of none, key, strict, got"):
+        FunctionOptions.from_dict({"ordering": ["strict"]})
 
 
 def test_parse_size():
