@@ -22,7 +22,8 @@ from fsctl.context import Ctx, json_option, pass_ctx
     help="Directory for the key files.",
 )
 @click.option("--name", help="File name stem (NAME.key, NAME.key_secret). [default: your user]")
-def keygen(out_dir: str, name: str | None) -> None:
+@json_option
+def keygen(out_dir: str, name: str | None, as_json: bool) -> None:
     """Create a CURVE key pair (Z85 text): NAME.key (public) and NAME.key_secret (0600).
 
     For fsd: point curve_secret_key at its .key_secret and give its .key to
@@ -44,6 +45,16 @@ def keygen(out_dir: str, name: str | None) -> None:
     except (KeyFileError, OSError) as exc:
         show.error(str(exc))
         sys.exit(CtlExit.FAILED)
+    if as_json:
+        # The public key itself too (safe to share), so a script need not read the file.
+        show.emit_json(
+            {
+                "public_key_file": str(public),
+                "secret_key_file": str(secret),
+                "public_key": public.read_text().strip(),
+            }
+        )
+        return
     click.echo(f"public key: {public}")
     click.echo(f"secret key: {secret} (mode 0600; keep it private)")
 

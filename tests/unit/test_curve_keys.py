@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grp
+import json
 import os
 import stat
 from pathlib import Path
@@ -35,6 +36,17 @@ def test_keygen_writes_a_z85_pair_with_a_private_secret(tmp_path: Path):
     assert zmq.curve_public(secret_text.encode()) == public_text.encode()
     assert read_secret_key(secret_file) == (public_text.encode(), secret_text.encode())
     assert str(secret_file) in result.output
+
+
+def test_keygen_json_names_both_files_and_the_public_key_only(tmp_path: Path):
+    args = ["keygen", "--out", str(tmp_path), "--name", "bob", "--json"]
+    result = CliRunner().invoke(fsctl, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["public_key_file"] == str(tmp_path / "bob.key")
+    assert doc["secret_key_file"] == str(tmp_path / "bob.key_secret")
+    assert doc["public_key"] == (tmp_path / "bob.key").read_text().strip()
+    assert (tmp_path / "bob.key_secret").read_text().strip() not in result.output
 
 
 def test_keygen_never_overwrites(tmp_path: Path):
