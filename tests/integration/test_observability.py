@@ -118,6 +118,10 @@ def test_metrics_count_messages_restarts_and_resources(observed, pulsar_url):
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _Follower:
     """'fsctl logs -f' in the background, its stdout collected line by line."""
 
@@ -129,6 +133,10 @@ class _Follower:
             text=True,
             env={**fsd.env(), "PYTHONFAULTHANDLER": "1"},
             cwd=REPO,
+            # Ctrl-C must reach it as in a terminal: a test session started in the background
+            # by a shell without job control ignores SIGINT, and its children inherit that
+            # (Python then installs no KeyboardInterrupt handler, and the follower never stops).
+            preexec_fn=_default_sigint,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -193,7 +201,8 @@ def test_logs_show_function_and_replica_and_follow(observed):
         assert fsd.replicas(name)[0]["pid"] != pid
     finally:
         stderr = follower.stop()
-    assert follower.proc.returncode == 0, (follower.proc.returncode, stderr)
+    # A plain string: pytest shortens the repr of a tuple, and the stack dump is the point.
+    assert follower.proc.returncode == 0, f"exit {follower.proc.returncode}:\n{stderr}"
 
     for args, fragment in (
         (["--replica", "5"], "replica 5 does not exist: function '%s' has 1 replica (0 to 0)"),
