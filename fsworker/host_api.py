@@ -16,22 +16,12 @@ line naming the import (``fs.state_get: key [70000, +5) is outside guest
 memory of 65536 bytes``), so the guest call fails with kind ``trap`` and the
 instance is rebuilt.
 
-The calls come in through wasmtime's "unchecked" host-function interface: one
-ctypes callback per import that reads its arguments straight from wasmtime's
-``wasmtime_val_raw_t`` array and returns a ``wasm_trap_t *`` (NULL on
-success). That costs about 0.5 us per call, against 6-7 us through
-wasmtime-py's ``Linker.define_func`` (which wraps every argument in a ``Val``
-and makes a ``Caller``). Like fsworker/fastcall.py it uses wasmtime-py
-private names, for wasmtime-py 50.0.1:
-
-* ``wasmtime._ffi.dll``: the C functions ``wasmtime_linker_define_func_unchecked``
-  and ``wasmtime_trap_new``, taken as our own ctypes function objects;
-* ``Linker.ptr()`` and ``FuncType.ptr()``: the C handles.
-
-If they are missing, the imports are defined through ``Linker.define_func``
-(same results, slower) and the guest uses fsworker/fastcall.py's public call
-path, which re-raises a host function's ``wasmtime.Trap`` with its message.
-tests/unit/test_host_api.py checks both paths.
+The calls come in through wasmtime's "unchecked" host-function interface
+(fsworker/host_binding.py: about 0.5 us per call instead of 6-7 us, through
+wasmtime-py private names). If those names are missing, the imports are defined
+through ``Linker.define_func`` (same results, slower) and the guest uses
+fsworker/fastcall.py's public call path, which re-raises a host function's
+``wasmtime.Trap`` with its message. tests/unit/test_host_api.py checks both paths.
 
 ``savepoint``/``rollback`` wrap HostContext's (the transaction's undo log) for
 one guest call: the guest lane undoes the writes of a call that failed, so a
@@ -40,14 +30,19 @@ failed message (which is retried, then dead-lettered) leaves no state behind.
 
 from __future__ import annotations
 
-import ctypes
 import struct
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
 import wasmtime
 
+from fsworker.host_binding import (
+    I32,
+    I64,
+    RAW_AVAILABLE,
+    define_unchecked,
+    public_callback,
+)
 from fsworker.state_store import StateError
 
 if TYPE_CHECKING:
@@ -59,8 +54,6 @@ log = structlog.get_logger("fsworker.host_api")
 MODULE = "fs"
 VERSION = 1
 
-I32 = "i32"
-I64 = "i64"
 
 # Every import of the host API and its parameter types; none has results.
 IMPORTS: dict[str, tuple[str, ...]] = {
@@ -87,7 +80,6 @@ _VALTYPES = {I32: wasmtime.ValType.i32(), I64: wasmtime.ValType.i64()}
 # Longest guest log line kept (characters); the rest is cut and counted.
 MAX_LOG_CHARS = 4096
 
-_U32 = 0xFFFFFFFF
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
 _MISSING_LEN = _I32.pack(-1)
@@ -119,47 +111,6 @@ class HostCallError(Exception):
     """A guest misused a host function (bad pointer, bad UTF-8, ...); one line."""
 
 
-# --- the private names, resolved once -------------------------------------
-
-_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_void_p,  # wasm_trap_t *: NULL on success
-    ctypes.c_void_p,  # void *env (unused: each import has its own callback)
-    ctypes.c_void_p,  # wasmtime_caller_t *
-    ctypes.POINTER(ctypes.c_int32),  # wasmtime_val_raw_t *args (16 bytes = 4 int32 each)
-    ctypes.c_size_t,  # number of args and results
-)
-_missing: str | None = None
-try:
-    from wasmtime import _ffi
-
-    _define_unchecked = _ffi.dll["wasmtime_linker_define_func_unchecked"]
-    _define_unchecked.restype = ctypes.c_void_p  # wasmtime_error_t *
-    _define_unchecked.argtypes = (
-        ctypes.c_void_p,  # wasmtime_linker_t *
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_void_p,  # const wasm_functype_t *
-        _CALLBACK,
-        ctypes.c_void_p,  # void *data
-        ctypes.c_void_p,  # finalizer (none)
-    )
-    _trap_new = _ffi.dll["wasmtime_trap_new"]
-    _trap_new.restype = ctypes.c_void_p
-    _trap_new.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
-    if not callable(getattr(wasmtime.Linker, "ptr", None)) or not callable(
-        getattr(wasmtime.FuncType, "ptr", None)
-    ):
-        raise AttributeError("wasmtime.Linker.ptr or wasmtime.FuncType.ptr")
-    if ctypes.sizeof(_ffi.wasmtime_val_raw_t) != 16:
-        raise AttributeError("wasmtime_val_raw_t changed size")
-except (ImportError, AttributeError, TypeError) as exc:  # pragma: no cover - other wasmtime
-    _missing = f"{type(exc).__name__}: {exc}"
-
-RAW_AVAILABLE = _missing is None
-
-
 class HostApi:
     """The ``fs`` imports of one guest, bound to its HostContext and its current instance.
 
@@ -181,30 +132,14 @@ class HostApi:
 
     def define(self, linker: wasmtime.Linker) -> None:
         """Define every ``fs`` import on ``linker`` (store-independent definitions)."""
+        fail = self._failure
         for name, params in IMPORTS.items():
             fn = getattr(self, f"_{name}")
             ty = func_type(name)
             if self.raw:
-                callback = _CALLBACK(self._raw(name, fn, params))
-                self._keep.append(callback)
-                module, field = MODULE.encode(), name.encode()
-                err = _define_unchecked(
-                    ctypes.cast(linker.ptr(), ctypes.c_void_p),
-                    module,
-                    len(module),
-                    field,
-                    len(field),
-                    ctypes.cast(ty.ptr(), ctypes.c_void_p),
-                    callback,
-                    None,
-                    None,
-                )
-                if err:  # pragma: no cover - only on a name clash
-                    raise wasmtime.WasmtimeError._from_ptr(
-                        ctypes.cast(err, ctypes.POINTER(_ffi.wasmtime_error_t))
-                    )
+                self._keep.append(define_unchecked(linker, MODULE, name, ty, fn, params, fail))
             else:
-                linker.define_func(MODULE, name, ty, self._public(name, fn, params))
+                linker.define_func(MODULE, name, ty, public_callback(name, fn, params, fail))
 
     def attach(self, inv: Invoker | None) -> None:
         """Use this instance's memory from now on (None: no instance yet)."""
@@ -358,100 +293,3 @@ class HostApi:
         if len(detail) > 500:
             detail = detail[:500] + "..."
         return f"{MODULE}.{name}: {detail}"
-
-    def _raw(
-        self, name: str, fn: Callable[..., None], params: tuple[str, ...]
-    ) -> Callable[..., int | None]:
-        """The unchecked callback for one import: decode the raw args, trap on failure.
-
-        Argument i is the 16-byte slot i: int32 index 4*i (its low half for an i64).
-        """
-        fail = self._failure
-
-        def trap(exc: BaseException) -> int:
-            message = fail(name, exc).encode()
-            return _trap_new(message, len(message))  # type: ignore[no-any-return]
-
-        m = _U32
-        arity = len(params)
-        if params == (I32, I32, I64, I32):  # state_add
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn(a[0] & m, a[4] & m, (a[8] & m) | (a[9] << 32), a[12] & m)
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        elif params == (I64,):  # set_output_event_time
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn((a[0] & m) | (a[1] << 32))
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        elif I64 in params:  # pragma: no cover - every import is handled above
-            raise AssertionError(f"no raw decoder for {name}{params}")
-        elif arity == 1:
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn(a[0] & m)
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        elif arity == 2:
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn(a[0] & m, a[4] & m)
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        elif arity == 3:
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn(a[0] & m, a[4] & m, a[8] & m)
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        elif arity == 4:
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn(a[0] & m, a[4] & m, a[8] & m, a[12] & m)
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        else:
-
-            def cb(env, caller, a, n):  # type: ignore[no-untyped-def]
-                try:
-                    fn(a[0] & m, a[4] & m, a[8] & m, a[12] & m, a[16] & m)
-                except BaseException as exc:
-                    return trap(exc)
-                return None
-
-        return cb  # type: ignore[no-any-return]
-
-    def _public(
-        self, name: str, fn: Callable[..., None], params: tuple[str, ...]
-    ) -> Callable[..., None]:
-        """A wasmtime-py host function (the fallback): traps with the same message."""
-        unsigned = tuple(t == I32 for t in params)
-        fail = self._failure
-
-        def call(*args: int) -> None:
-            try:
-                fn(*[a & _U32 if u else a for a, u in zip(args, unsigned, strict=True)])
-            except Exception as exc:
-                raise wasmtime.Trap(fail(name, exc)) from None
-
-        return call
