@@ -1,12 +1,10 @@
 """The Function Stream ABI (docs/abi.md): one long-lived instance, called per message or batch.
 
 Per message: ``alloc(len)``, copy the input in, ``process(ptr, len)``. When the
-module exports ``process_batch``, inputs go in chunks of up to
-``MAX_BATCH_RECORDS`` records (u32 count, then u32 length + bytes each) and come
-back as, per input, an i32 ``n`` and then ``n`` records (u32 length + bytes), or
-for ``n < 0`` a u32 length + UTF-8 error text. A chunk that traps, times out,
-runs out of fuel or hits the memory limit as a whole is re-run one record per
-call on a fresh instance, so only the poisonous message fails.
+module exports ``process_batch``, inputs go in chunks in the framing of
+fsworker/batch_frame.py. A chunk that traps, times out, runs out of fuel or hits
+the memory limit as a whole is re-run one record per call on a fresh instance,
+so only the poisonous message fails.
 
 With the host API (fsworker/host_api.py) the module's ``fs`` imports are bound
 to a HostContext. Each call takes a state savepoint and rolls back to it when
@@ -21,12 +19,12 @@ one), with ``host.begin_message`` before each; see fsworker/guest.py.
 from __future__ import annotations
 
 import contextlib
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import wasmtime
 
+from fsworker import batch_frame
 from fsworker.fastcall import I32, I64, invoker
 from fsworker.guest import (
     ABI,
@@ -58,19 +56,9 @@ from fsworker.sandbox import NO_GRANTS, Sandbox
 if TYPE_CHECKING:
     from fsworker.host_context import HostContext, MessageMeta, OutputMeta
 
-# A process_batch call carries at most this many records and (roughly) bytes; a
-# record larger than the byte cap goes alone. With a memory limit the byte cap
-# is at most 1/8 of it, so a batch does not hit the limit where messages would not.
-MAX_BATCH_RECORDS = 256
-MAX_BATCH_BYTES = 4 << 20
-MIN_BATCH_BYTES = 64 << 10
-
 # _initialize gets at least this long (runtimes such as Go's do real work there).
 
 _U32 = 0xFFFFFFFF
-_I32 = struct.Struct("<i")
-_U32S = struct.Struct("<I")
-_I32_U32 = struct.Struct("<iI")
 
 
 class _Failed(Exception):
@@ -103,10 +91,7 @@ class AbiGuest(BatchGuest):
         self._use_batch = batch
         self._fast = fast
         self._metered = meters_fuel(engine)
-        cap = MAX_BATCH_BYTES
-        if limits.memory_limit is not None:
-            cap = max(MIN_BATCH_BYTES, min(cap, limits.memory_limit // 8))
-        self._batch_bytes = cap
+        self._batch_bytes = batch_frame.batch_bytes_cap(limits.memory_limit)
         self._timeout = limits.timeout_ms
         self._ticks1 = deadline_ticks(limits.timeout_ms)
         self._fuel = limits.fuel
@@ -212,8 +197,8 @@ class AbiGuest(BatchGuest):
                 one = self._one
                 return [one(data) for data in inputs]
             outcomes: list[Outcome] = []
-            for chunk in self._chunks(inputs):
-                outcomes.extend(self._batched(chunk))
+            for start, end in batch_frame.chunks(inputs, self._batch_bytes):
+                outcomes.extend(self._batched(inputs[start:end]))
             return outcomes
         finally:
             ticker.leave()
@@ -259,16 +244,6 @@ class AbiGuest(BatchGuest):
 
     # --- batches through process_batch -----------------------------------------
 
-    def _chunks(self, inputs: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
-        start, size, cap = 0, 0, self._batch_bytes
-        for i, data in enumerate(inputs):
-            size += 4 + len(data)
-            if i > start and (i - start >= MAX_BATCH_RECORDS or size > cap):
-                yield inputs[start:i]
-                start, size = i, 4 + len(data)
-        if start < len(inputs):
-            yield inputs[start:]
-
     def _batched(self, chunk: Sequence[bytes]) -> list[Outcome]:
         """Run one process_batch call; on a whole-call failure, one record per call."""
         try:
@@ -291,11 +266,7 @@ class AbiGuest(BatchGuest):
 
     def _batched_call(self, chunk: Sequence[bytes]) -> list[Outcome]:
         """One process_batch call and its decoded output; raises _Failed."""
-        parts = [len(chunk).to_bytes(4, "little")]
-        for data in chunk:
-            parts.append(len(data).to_bytes(4, "little"))
-            parts.append(data)
-        packed = self._invoke(self._batch, "process_batch", b"".join(parts), len(chunk))
+        packed = self._invoke(self._batch, "process_batch", batch_frame.encode(chunk), len(chunk))
         out_ptr, out_len = (packed >> 32) & _U32, packed & _U32
         try:
             out = self._inv.read(out_ptr, out_len)
@@ -306,7 +277,7 @@ class AbiGuest(BatchGuest):
                 f"{self._inv.data_len()} bytes",
             )
             return [error] * len(chunk)
-        return _parse_batch_output(out, len(chunk))
+        return batch_frame.decode(out, len(chunk))
 
     # --- the call itself --------------------------------------------------
 
@@ -389,66 +360,3 @@ class AbiGuest(BatchGuest):
             return self._inv.data_len()
         except (wasmtime.WasmtimeError, ValueError):  # pragma: no cover - defensive
             return None
-
-
-def _parse_batch_output(out: bytes, count: int) -> list[Outcome]:
-    """Strictly decode a process_batch output for ``count`` inputs.
-
-    Any framing error makes every input of the call fail with an "abi" error.
-    Each step consumes at least 4 bytes, so garbage cannot make this loop long.
-    """
-    end = len(out)
-    off = 0
-    outcomes: list[Outcome] = []
-
-    def abi(reason: str) -> list[Outcome]:
-        error = GuestError(ABI, f"process_batch() returned malformed output: {reason}")
-        return [error] * count
-
-    append = outcomes.append
-    for index in range(count):
-        if off + 8 <= end:
-            # The common case first: one record (n == 1).
-            n, length = _I32_U32.unpack_from(out, off)
-            if n == 1 and length <= end - off - 8:
-                off += 8
-                append([out[off : off + length]])
-                off += length
-                continue
-        if off + 4 > end:
-            return abi(f"it ends ({end} bytes) before the result of input {index} of {count}")
-        (n,) = _I32.unpack_from(out, off)
-        off += 4
-        if n >= 0:
-            if n > (end - off) // 4:
-                return abi(f"input {index} claims {n} records, more than {end - off} bytes hold")
-            records: list[bytes] = []
-            for _ in range(n):
-                if off + 4 > end:
-                    return abi(f"record length of input {index} runs past the end")
-                (length,) = _U32S.unpack_from(out, off)
-                off += 4
-                if length > end - off:
-                    return abi(
-                        f"a record of input {index} claims {length} bytes, only {end - off} remain"
-                    )
-                records.append(out[off : off + length])
-                off += length
-            outcomes.append(records)
-        else:
-            if off + 4 > end:
-                return abi(f"error text length of input {index} runs past the end")
-            (length,) = _U32S.unpack_from(out, off)
-            off += 4
-            if length > end - off:
-                return abi(
-                    f"the error text of input {index} claims {length} bytes, "
-                    f"only {end - off} remain"
-                )
-            text = out[off : off + length].decode("utf-8", "replace")
-            off += length
-            text = " ".join(text.split())[:1000] or "(no text)"
-            outcomes.append(GuestError(ERROR, f"process_batch() rejected the input ({n}): {text}"))
-    if off != end:
-        return abi(f"{end - off} bytes left after the last result")
-    return outcomes

@@ -3,7 +3,7 @@
 The component exports ``process: func(input: list<u8>) -> result<list<list<u8>>,
 string>`` and, when built for world ``batch-processor``, ``process-batch:
 func(batch: list<u8>) -> list<u8>`` (many inputs in lane 1's framing,
-fsworker/guest_component_batch.py). It imports ``function-stream:function/host@1.0.0``
+fsworker/batch_frame.py). It imports ``function-stream:function/host@1.0.0``
 (state, config, log, message metadata), maybe ``function-stream:function/batch@1.0.0``
 (``select-input``), and WASI preview 2 with nothing granted (no directories,
 environment, arguments or network; stdout and stderr go to the replica's log).
@@ -47,7 +47,7 @@ import structlog
 import wasmtime
 from wasmtime import component as wc
 
-from fsworker import guest_component_batch as batching
+from fsworker import batch_frame
 from fsworker.guest import (
     ERROR,
     FUEL,
@@ -131,7 +131,7 @@ class ComponentGuest(BatchGuest):
         self._linker.add_wasip2()
         self._functions.define(self._linker)
         self._ticks1 = deadline_ticks(limits.timeout_ms)
-        self._batch_cap = batching.batch_bytes_cap(limits.memory_limit)
+        self._batch_cap = batch_frame.batch_bytes_cap(limits.memory_limit)
         self.last_output_meta: list[OutputMeta] | None = None
         self.instances = 0  # how many times the guest was instantiated (1 + rebuilds)
         self._instantiate()
@@ -170,7 +170,7 @@ class ComponentGuest(BatchGuest):
         func = instance.get_func(store, EXPORT)
         if func is None:
             raise GuestInitError(f"component does not export '{EXPORT}' (see docs/abi.md)")
-        batch = instance.get_func(store, batching.EXPORT) if self._use_batch else None
+        batch = instance.get_func(store, batch_frame.LANE3_EXPORT) if self._use_batch else None
         if limits.timeout_ms is None:
             store.set_epoch_deadline(NO_DEADLINE)  # once: calls need no deadline of their own
         self._store = store
@@ -200,7 +200,7 @@ class ComponentGuest(BatchGuest):
                 for data, meta in zip(inputs, metas, strict=True):
                     self._single(data, meta, outcomes, output_meta)
             else:
-                for start, end in batching.chunks(inputs, self._batch_cap):
+                for start, end in batch_frame.chunks(inputs, self._batch_cap):
                     self._batched(inputs[start:end], metas[start:end], outcomes, output_meta)
         finally:
             ticker.leave()
@@ -290,13 +290,13 @@ class ComponentGuest(BatchGuest):
         count = len(chunk)
         self._arm(count)
         try:
-            out = self._batch(batching.encode(chunk))  # type: ignore[misc]
+            out = self._batch(batch_frame.encode(chunk))  # type: ignore[misc]
         except wasmtime.WasmtimeError as exc:
             self._functions.raise_pending()
             # A trapped component instance cannot be entered again: start a fresh one.
             self._instantiate()
             raise _WholeCall from exc
-        results = batching.decode(out, count)
+        results = batch_frame.decode(out, count, batch_frame.LANE3_EXPORT)
         if self._limits.memory_limit is not None and any(
             isinstance(r, GuestError) and _OUT_OF_MEMORY.search(str(r)) for r in results
         ):

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from fsworker import guest_component_batch as batching
 from fsworker import module_cache
 from fsworker.engine import new_engine
-from fsworker.guest import ABI, ERROR, TIMEOUT, TRAP, GuestError, GuestLimits, open_guest
+from fsworker.guest import ERROR, TIMEOUT, TRAP, GuestError, GuestLimits, open_guest
 from fsworker.guest import FUEL as FUEL_KIND
-from fsworker.guest_abi import MAX_BATCH_RECORDS
 from fsworker.guest_component import ComponentGuest
 from fsworker.host_context import HostContext, MessageMeta
 from fsworker.module_check import classify
@@ -145,33 +143,6 @@ def test_time_limit_of_a_batch_call_scales_with_its_inputs(engine, probes, tmp_p
     assert asked == [0.6]
     guest.call_batch([b"m0"], _metas([b"m0"]))
     assert asked == [0.6, 0.2]
-
-
-# --- framing and chunks (pure) -----------------------------------------------------------
-
-
-def test_encode_is_lane_1_framing():
-    assert batching.encode([b"ab", b""]) == b"\x02\0\0\0\x02\0\0\0ab\0\0\0\0"
-
-
-def test_decode_outcomes_and_malformed_output():
-    out = b"\x01\0\0\0\x01\0\0\0x" + b"\xff\xff\xff\xff\x03\0\0\0bad" + b"\0\0\0\0"
-    assert batching.decode(out, 3) == [
-        [b"x"],
-        GuestError(ERROR, "process-batch() rejected the input (-1): bad"),
-        [],
-    ]
-    short = batching.decode(out, 4)
-    assert [e.kind for e in short] == [ABI] * 4
-    assert str(short[0]).startswith("process-batch() returned malformed output: it ends")
-
-
-def test_chunks_cap_records_and_bytes():
-    many = [b"x"] * (MAX_BATCH_RECORDS + 1)
-    assert list(batching.chunks(many, 1 << 20)) == [(0, MAX_BATCH_RECORDS), (256, 257)]
-    sized = [b"a" * 60, b"b" * 60, b"c" * 200, b"d"]
-    assert list(batching.chunks(sized, 128)) == [(0, 2), (2, 3), (3, 4)]
-    assert batching.batch_bytes_cap(1 << 20) == 128 << 10
 
 
 # --- fuel ------------------------------------------------------------------------------------

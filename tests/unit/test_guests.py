@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from fsworker import module_cache
+from fsworker import batch_frame, module_cache
+from fsworker.batch_frame import MAX_BATCH_RECORDS
 from fsworker.engine import engine_fuel, new_engine
 from fsworker.guest import (
     KINDS,
@@ -14,7 +15,7 @@ from fsworker.guest import (
     open_guest,
     trap_message,
 )
-from fsworker.guest_abi import MAX_BATCH_RECORDS, AbiGuest
+from fsworker.guest_abi import AbiGuest
 from fsworker.module_check import ModuleKind, classify, compile_module
 from tests import wasm_fixtures as fx
 from tests.helpers import EXAMPLES
@@ -399,14 +400,15 @@ def test_batches_are_chunked(engine, tmp_path):
     guest = _wat_guest(engine, tmp_path, fx.BATCH_ECHO)
     assert isinstance(guest, AbiGuest)
     inputs = [b"%d" % i for i in range(2 * MAX_BATCH_RECORDS + 88)]
-    chunks = list(guest._chunks(inputs))
-    assert [len(c) for c in chunks] == [MAX_BATCH_RECORDS, MAX_BATCH_RECORDS, 88]
+    sizes = [end - start for start, end in batch_frame.chunks(inputs, guest._batch_bytes)]
+    assert sizes == [MAX_BATCH_RECORDS, MAX_BATCH_RECORDS, 88]
     assert guest.call_batch(inputs) == [[d] for d in inputs]
     assert guest.call_batch([]) == []
     # A memory limit caps the bytes per call (1/8 of the limit, at least 64 KiB).
     capped = _wat_guest(engine, tmp_path, fx.BATCH_ECHO, GuestLimits(memory_limit=MiB))
     big = [b"y" * 30_000] * 10
-    assert [len(c) for c in capped._chunks(big)] == [4, 4, 2]
+    assert capped._batch_bytes == 128 << 10
+    assert [e - s for s, e in batch_frame.chunks(big, capped._batch_bytes)] == [4, 4, 2]
     assert capped.call_batch(big) == [[d] for d in big]
 
 
