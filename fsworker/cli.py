@@ -26,7 +26,7 @@ from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
 from fsworker.attempts import AttemptLedger
 from fsworker.engine import new_engine
-from fsworker.faults import abort_on_payload, abort_prefix, fault_for
+from fsworker.faults import Fault, abort_on_payload, abort_prefix, fault_for
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import GuestInitError, GuestLimits, open_guest
 from fsworker.host_context import HostContext
@@ -78,7 +78,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     start_orphan_watchdog(spec.parent_pid, orphaned, grace=spec.stop_timeout)
 
     fault = fault_for(spec.function)
-    if fault == "exit-at-start":
+    if fault is Fault.EXIT_AT_START:
         raise WorkerFailure(WorkerExit.CRASH, "injected fault: exit at start")
 
     try:
@@ -153,13 +153,13 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         spec.replica,
         spec.max_batch,
         spec.heartbeat_interval,
-        after_publish=_crash_after_publish if fault == "crash-after-publish" else None,
+        after_publish=_crash_after_publish if fault is Fault.CRASH_AFTER_PUBLISH else None,
         host=host,
         ledger=ledger,
     )
     if stop_requested:
         loop.stop()
-    if fault == "never-ready":
+    if fault is Fault.NEVER_READY:
         while not stop_requested:
             time.sleep(0.1)
         return WorkerExit.OK

@@ -18,6 +18,7 @@ payload that starts with ``prefix``: a message that kills the worker outright.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -29,13 +30,34 @@ from fsworker.guest import Guest
 log = structlog.get_logger("fsworker.faults")
 
 
-def fault_for(function: str) -> str | None:
-    """The fault injected into this function's workers, if any."""
+class Fault(enum.StrEnum):
+    """The faults FSWORKER_FAULT can inject (see the module docstring)."""
+
+    EXIT_AT_START = "exit-at-start"
+    NEVER_READY = "never-ready"
+    CRASH_AFTER_PUBLISH = "crash-after-publish"
+
+
+def fault_for(function: str) -> Fault | None:
+    """The fault injected into this function's workers, if any.
+
+    An unknown fault name is logged and ignored, so a typo in a test shows in the
+    replica's log instead of silently testing nothing.
+    """
     raw = os.environ.get("FSWORKER_FAULT", "")
     for item in raw.split(","):
-        name, sep, fault = item.partition(":")
+        name, sep, spec = item.partition(":")
         if sep and name == function:
-            fault, _, marker = fault.partition(":")
+            word, _, marker = spec.partition(":")
+            try:
+                fault = Fault(word)
+            except ValueError:
+                log.error(
+                    "unknown injected fault ignored",
+                    fault=word,
+                    known=", ".join(Fault),
+                )
+                return None
             if marker:
                 if os.path.exists(marker):
                     return None
