@@ -261,6 +261,28 @@ def decode_reply(frame: bytes) -> Reply:
     )
 
 
+# --- states in status replies (fsd -> fsctl) -------------------------------------------------
+
+
+class ReplicaState(enum.StrEnum):
+    """Where a replica is in its life (supervisord's names; legal moves: fsd/replica_state.py)."""
+
+    STOPPED = "STOPPED"  # not running, and not meant to
+    STARTING = "STARTING"  # process spawned, not ready yet
+    RUNNING = "RUNNING"  # reported ready: module loaded, consumer subscribed
+    BACKOFF = "BACKOFF"  # exited unexpectedly; waiting to be started again
+    STOPPING = "STOPPING"  # asked to stop (SIGTERM sent), not yet exited
+    EXITED = "EXITED"  # exited unexpectedly; supervision decides BACKOFF or FATAL
+    FATAL = "FATAL"  # will not be started again until an explicit start
+
+
+class Desired(enum.StrEnum):
+    """What a function's replicas should be doing ('fsctl stop' / 'fsctl start')."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
 # --- worker events (fsworker -> fsd) ---------------------------------------------------------
 
 

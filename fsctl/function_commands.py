@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from fscommon.protocol import ReplicaState
 from fsctl import output as show
 from fsctl.autoscale_flags import autoscale_args, autoscale_options
 from fsctl.context import Ctx, json_option, parse_pairs, pass_ctx, read_module
@@ -133,7 +134,7 @@ def print_function(data: dict[str, Any], as_json: bool, message: str) -> None:
     if as_json:
         show.emit_json(data)
         return
-    running = sum(r["state"] == "RUNNING" for r in data["replicas"])
+    running = sum(r["state"] == ReplicaState.RUNNING for r in data["replicas"])
     click.echo(f"{message}: {running}/{len(data['replicas'])} replicas running")
 
 

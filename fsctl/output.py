@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from fscommon.protocol import Desired, ReplicaState
 from fsctl.autoscale_flags import status_lines
 
 
@@ -76,7 +77,7 @@ def print_status(functions: list[dict[str, Any]]) -> None:
     rows = []
     for fn in functions:
         if not fn["replicas"]:
-            rows.append([fn["name"], "-", "STOPPED", *[None] * (len(headers) - 3)])
+            rows.append([fn["name"], "-", ReplicaState.STOPPED, *[None] * (len(headers) - 3)])
         for r in fn["replicas"]:
             cpu = r.get("cpu_percent")
             rows.append(
@@ -106,7 +107,7 @@ def print_status(functions: list[dict[str, Any]]) -> None:
         click.echo(down)
     for fn in functions:
         extra = []
-        if fn.get("desired") == "stopped":
+        if fn.get("desired") == Desired.STOPPED:
             extra.append("stopped by request")
         if fn.get("backlog") is not None:
             extra.append(f"backlog {fn['backlog']}")

@@ -21,8 +21,9 @@ from typing import Any, Protocol
 import structlog
 
 from fscommon.function_options import Ordering
+from fscommon.protocol import Desired
 from fsd.autoscale import Action, Decider, Decision, Observation
-from fsd.function_spec import Desired, FunctionSpec
+from fsd.function_spec import FunctionSpec
 from fsd.replica_state import ReplicaState
 
 log = structlog.get_logger("fsd.autoscaler")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from fscommon.function_options import FunctionOptions, OptionError
+from fscommon.protocol import Desired
 from fsd.autoscale import AutoscaleBounds, AutoscaleInvalid
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -16,13 +16,6 @@ TOPIC_RE = re.compile(
     r"^((persistent|non-persistent)://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.=:-]{1,200}$"
 )
 MAX_REPLICAS = 64
-
-
-class Desired(enum.StrEnum):
-    """What a function's replicas should be doing ('fsctl stop' / 'fsctl start')."""
-
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 class SpecInvalid(ValueError):

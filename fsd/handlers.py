@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from fscommon.function_options import Guarantee
-from fscommon.protocol import ErrorCode
+from fscommon.protocol import Desired, ErrorCode
 from fsd import waits
 from fsd.control_server import Deferred, Handler, HandlerError
 from fsd.dead_letters import make_dead_letter_handler
-from fsd.function_spec import Desired, FunctionSpec, SpecInvalid, validate_name
+from fsd.function_spec import FunctionSpec, SpecInvalid, validate_name
 from fsd.replica_state import ReplicaState
 
 if TYPE_CHECKING:

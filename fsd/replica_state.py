@@ -1,21 +1,20 @@
-"""The replica lifecycle: supervisord's state names and the one table of legal moves."""
+"""The replica lifecycle: the one table of legal moves between its states.
+
+The state names are wire values (``fsctl status`` shows them), so the enum lives
+in fscommon/protocol.py.
+"""
 
 from __future__ import annotations
 
-import enum
+from fscommon.protocol import ReplicaState
 
-
-class ReplicaState(enum.StrEnum):
-    """Where a replica is in its life."""
-
-    STOPPED = "STOPPED"  # not running, and not meant to
-    STARTING = "STARTING"  # process spawned, not ready yet
-    RUNNING = "RUNNING"  # reported ready: module loaded, consumer subscribed
-    BACKOFF = "BACKOFF"  # exited unexpectedly; waiting to be started again
-    STOPPING = "STOPPING"  # asked to stop (SIGTERM sent), not yet exited
-    EXITED = "EXITED"  # exited unexpectedly; supervision decides BACKOFF or FATAL
-    FATAL = "FATAL"  # will not be started again until an explicit start
-
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "PROCESS_STATES",
+    "IllegalTransition",
+    "ReplicaState",
+    "check_transition",
+]
 
 S = ReplicaState
 

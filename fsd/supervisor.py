@@ -29,9 +29,9 @@ import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
 from fscommon.paths import suspect_marker
-from fscommon.protocol import MAX_BUSY_MS, EventKind, ProtocolError, decode_heartbeat
+from fscommon.protocol import MAX_BUSY_MS, Desired, EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
-from fsd.function_spec import Desired, FunctionSpec
+from fsd.function_spec import FunctionSpec
 from fsd.replica import (
     COUNTER_FIELDS,
     AfterStop,

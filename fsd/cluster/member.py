@@ -16,6 +16,7 @@ import pulsar
 import structlog
 
 from fscommon.logs import silent_pulsar_logger
+from fscommon.protocol import Desired
 from fsd.broker_admin import AdminError
 from fsd.cluster.admin import ensure_namespace
 from fsd.cluster.agent import ClusterAgent
@@ -25,7 +26,7 @@ from fsd.cluster.registry_topic import RegistryUnavailable, TopicRegistry
 from fsd.cluster.scheduler import ClusterFunction
 from fsd.cluster.view import ClusterView
 from fsd.config import FsdConfig
-from fsd.function_spec import Desired, FunctionSpec
+from fsd.function_spec import FunctionSpec
 from fsd.package_store import PackageStore
 
 log = structlog.get_logger("fsd.cluster")

@@ -16,6 +16,7 @@ import pulsar
 import pytest
 
 from fscommon.logs import silent_pulsar_logger
+from fscommon.protocol import Desired
 from fsd.backlog import topic_path
 from fsd.broker_admin import AdminError, admin_request
 from fsd.cluster.admin import COMPACTION_THRESHOLD_BYTES, ensure_namespace
@@ -33,7 +34,7 @@ from fsd.cluster.registry_topic import (
     TopicRegistry,
     encode_record,
 )
-from fsd.function_spec import Desired, FunctionSpec
+from fsd.function_spec import FunctionSpec
 from fsd.package_store import PackageStore
 from tests.helpers import EXAMPLES, free_port, unique, wait_for
 from tests.streams import client

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fsd.function_spec import Desired, FunctionSpec
+from fscommon.protocol import Desired
+from fsd.function_spec import FunctionSpec
 from fsd.replica import AfterStop, Replica
 from fsd.replica_state import ReplicaState as S
 from fsd.supervisor import SupervisionPolicy, Supervisor
