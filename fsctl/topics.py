@@ -17,6 +17,14 @@ class TopicError(Exception):
     """Pulsar refused or could not be reached."""
 
 
+# What to do, for every TopicError: the common causes are a broker that is down or still
+# starting (an embedded one restarted by fsd serves topics again within about a minute).
+_WHAT_TO_DO = (
+    "check that the broker runs and is ready ('fsctl status' shows fsd's embedded broker) "
+    "and that --pulsar-url is right, then try again"
+)
+
+
 def _client(url: str) -> pulsar.Client:
     return pulsar.Client(
         url,
@@ -35,7 +43,7 @@ def produce(url: str, topic: str, data: bytes, key: str | None, properties: dict
         producer.close()
         return str(message_id)
     except pulsar.PulsarException as exc:
-        raise TopicError(f"cannot produce to '{topic}' at {url}: {exc}") from None
+        raise TopicError(f"cannot produce to '{topic}' at {url}: {exc}; {_WHAT_TO_DO}") from None
     finally:
         client.close()
 
@@ -79,6 +87,6 @@ def consume(
             seen += 1
             yield _render(msg)
     except pulsar.PulsarException as exc:
-        raise TopicError(f"cannot consume from '{topic}' at {url}: {exc}") from None
+        raise TopicError(f"cannot consume from '{topic}' at {url}: {exc}; {_WHAT_TO_DO}") from None
     finally:
         client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -15,26 +16,42 @@ PERSON_IN = '{"name":"rbt","money":2}'
 PERSON_OUT = '{"name":"rbt","money":3,"expected":0}'
 
 
-def start_consumer(fsd: Fsd, topic: str, count: int) -> subprocess.Popen[str]:
-    """`fsctl consume` in the background, returned once it is reading."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fsctl", "consume", "-n", topic, "--count", str(count)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=fsd.env(),
-        cwd=REPO,
-    )
-    # The consumer says so on stderr once its reader is attached.
-    line = proc.stderr.readline()
-    assert "Consuming from" in line, line
-    return proc
+def start_consumer(
+    fsd: Fsd, topic: str, count: int, attach_within: float = 0
+) -> subprocess.Popen[str]:
+    """`fsctl consume` in the background, returned once it is reading.
+
+    ``attach_within``: seconds to keep trying while the broker answers "TimeOut" (one that
+    has just restarted can take longer than a client's operation timeout to serve a topic).
+    """
+    deadline = time.monotonic() + attach_within
+    while True:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fsctl", "consume", "-n", topic, "--count", str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=fsd.env(),
+            cwd=REPO,
+        )
+        # The consumer says so on stderr once its reader is attached.
+        line = proc.stderr.readline()
+        if "Consuming from" in line:
+            return proc
+        proc.wait(10)
+        assert "TimeOut" in line and time.monotonic() < deadline, line
 
 
 def produce_and_expect(
-    fsd: Fsd, inp: str, out: str, payload: str, expected: str, timeout: float = 60
+    fsd: Fsd,
+    inp: str,
+    out: str,
+    payload: str,
+    expected: str,
+    timeout: float = 60,
+    attach_within: float = 0,
 ) -> None:
-    consumer = start_consumer(fsd, out, 1)
+    consumer = start_consumer(fsd, out, 1, attach_within)
     try:
         result = fsd.ctl("produce", "-n", inp, "-c", payload)
         assert result.returncode == 0, result.stderr
