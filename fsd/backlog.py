@@ -66,6 +66,13 @@ def backlog_of(stats: dict, subscription: str) -> int | None:
     return max(entries, round(size * messages / nbytes))
 
 
+def delayed_of(stats: dict, subscription: str) -> int:
+    """Messages of the subscription held back by delayed delivery (not dispatchable yet)."""
+    sub = (stats.get("subscriptions") or {}).get(subscription)
+    delayed = sub.get("msgDelayed") if isinstance(sub, dict) else None
+    return delayed if _count(delayed) else 0
+
+
 def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -79,6 +86,7 @@ class BacklogPoller:
         self._targets: list[Target] = []
         self.backlog: dict[str, tuple[int | None, float]] = {}  # function -> (value, when)
         self._partitions: dict[str, tuple[int, float]] = {}  # topic -> (count, when)
+        self._delayed: dict[str, int] = {}  # function -> delayed-delivery messages, last poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backlog-poller", daemon=True)
 
@@ -104,6 +112,10 @@ class BacklogPoller:
         value, when = self.backlog.get(function, (None, 0.0))
         return (value, when) if time.monotonic() - when < 4 * self.interval else None
 
+    def delayed(self, function: str) -> int:
+        """Messages of the last poll's backlog that wait for their delayed delivery."""
+        return self._delayed.get(function, 0)
+
     def partitions(self, topic: str) -> int | None:
         """The topic's partition count (0: not partitioned), once a poll has read it."""
         known = self._partitions.get(topic)
@@ -114,15 +126,20 @@ class BacklogPoller:
             for function, topics, subscription in list(self._targets):
                 # No topics (an --input-pattern function): its backlog is not known.
                 total: int | None = 0 if topics else None
+                delayed = 0
                 for topic in topics:
-                    part = self._fetch(topic, subscription)
+                    part, held = self._fetch(topic, subscription)
                     total = None if part is None or total is None else total + part
+                    delayed += held
+                self._delayed[function] = delayed
                 self.backlog[function] = (total, time.monotonic())
 
-    def _fetch(self, topic: str, subscription: str) -> int | None:
+    def _fetch(self, topic: str, subscription: str) -> tuple[int | None, int]:
         partitioned = (self._partition_count(topic) or 0) > 0
         stats = self._get_json(stats_url(self.admin_url, topic, partitioned))
-        return backlog_of(stats, subscription) if isinstance(stats, dict) else None
+        if not isinstance(stats, dict):
+            return None, 0
+        return backlog_of(stats, subscription), delayed_of(stats, subscription)
 
     def _partition_count(self, topic: str) -> int | None:
         """Read at most once a minute: topics are rarely repartitioned."""

@@ -64,6 +64,13 @@ SETTINGS: list[Setting] = [
         "heartbeat_timeout", float, "Seconds without a heartbeat before a worker is hung.", 10.0
     ),
     Setting("ready_timeout", float, "Seconds a worker may take to report ready.", 60.0),
+    Setting(
+        "stall_timeout",
+        float,
+        "Seconds a function's backlog may wait, not shrinking, while its replicas here take "
+        "nothing; then they restart (0: off).",
+        120.0,
+    ),
     Setting("max_restarts", int, "Restarts within restart_window before FATAL.", 5),
     Setting("restart_window", float, "Seconds over which restarts are counted.", 60.0),
     Setting("stable_after", float, "Seconds RUNNING after which backoff starts over.", 30.0),
@@ -141,6 +148,7 @@ class FsdConfig:
     stop_timeout: float = 10.0
     heartbeat_timeout: float = 10.0
     ready_timeout: float = 60.0
+    stall_timeout: float = 120.0
     max_restarts: int = 5
     restart_window: float = 60.0
     stable_after: float = 30.0
@@ -187,6 +195,8 @@ class FsdConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.stall_timeout < 0:
+            raise ConfigError(f"stall_timeout must be >= 0 (0: off), got {self.stall_timeout}")
         if self.max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
         if self.stable_after < 0:

@@ -39,6 +39,7 @@ from fsd.registry import Registry, RegistryBackend
 from fsd.replica import Replica
 from fsd.replica_state import ReplicaState
 from fsd.sd_notify import Notifier
+from fsd.stall import StallDetector
 from fsd.supervisor import Supervisor
 from fsworker.engine import new_engine
 
@@ -91,6 +92,7 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         self.autoscaler: Autoscaler | None = None
         self._specs: list[FunctionSpec] = []
+        self.stalls = StallDetector(config.stall_timeout)
 
     def state_path(self, function: str) -> Path:
         """The function's state database (kept after delete unless purged)."""
@@ -372,11 +374,38 @@ class Daemon:
             self.backlog.set_targets(
                 [(s.name, tuple(s.inputs), subscription_name(s.name)) for s in specs]
             )
+        if self.backlog is not None:
+            self._watch_stalls(specs)
         if self.autoscaler is not None:
             deciding = self.cluster is None or self.cluster.view.is_leader
             self.autoscaler.tick(specs, deciding)
         if self.metrics is not None:
             self.metrics.refresh(self.supervisor, self.backlog, specs, self.autoscaler)
+
+    def _watch_stalls(self, specs: list[FunctionSpec]) -> None:
+        """Restart local replicas that take nothing while their backlog waits (fsd/stall.py)."""
+        assert self.backlog is not None
+        now = time.monotonic()
+        for spec in specs:
+            runtime = self.supervisor.functions.get(spec.name)
+            replicas = runtime.ordered() if runtime is not None else []
+            running = [r for r in replicas if r.state is ReplicaState.RUNNING]
+            sample = self.backlog.sample(spec.name)
+            backlog = sample[0] if sample is not None else None
+            if backlog is not None:  # messages held for delayed delivery are not a stall
+                backlog -= self.backlog.delayed(spec.name)
+            progress = tuple((r.pid, r.counters.get("received", 0)) for r in running)
+            busy = any(r.busy_for > 0 for r in running) or len(running) < len(replicas)
+            # A nacked message waits retry_delay_ms before it comes back: not a stall either.
+            patience = 2 * spec.options.get("retry_delay_ms", 0) / 1000
+            if self.stalls.observe(spec.name, now, backlog, progress, busy, patience):
+                reason = (
+                    f"no message taken for {self.stalls.timeout:.0f}s while {backlog} wait(s) "
+                    f"on the subscription; restarting (stall_timeout)"
+                )
+                log.warning("replicas stalled", function=spec.name, backlog=backlog)
+                self.supervisor.restart_stalled(spec.name, reason)
+        self.stalls.forget({s.name for s in specs})
 
     def _join_cluster(self) -> None:
         """Open the cluster's stores and start the agent (raises ClusterUnavailable)."""

@@ -305,6 +305,18 @@ class Supervisor:
             if runtime.rollout is not None and not runtime.rollout.done:
                 runtime.rollout.advance(runtime.replicas, self._request_stop, self._spawn)
 
+    def restart_stalled(self, function: str, reason: str) -> int:
+        """Restart this host's RUNNING replicas of ``function`` (fsd/stall.py); how many."""
+        runtime = self.functions.get(function)
+        if runtime is None or runtime.busy is not None:
+            return 0
+        stalled = [r for r in runtime.replicas.values() if r.state is S.RUNNING]
+        for replica in stalled:
+            replica.last_error = reason
+            replica.after_stop = AfterStop.RESTART
+            self._request_stop(replica, reason)
+        return len(stalled)
+
     # --- internals ---------------------------------------------------------------------------
 
     def log_path(self, function: str, index: int) -> Path:

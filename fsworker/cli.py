@@ -26,7 +26,7 @@ from fscommon.worker_spec import SpecError, WorkerSpec
 from fsworker import module_cache
 from fsworker.attempts import AttemptLedger
 from fsworker.engine import new_engine
-from fsworker.faults import Fault, abort_on_payload, abort_prefix, fault_for
+from fsworker.faults import Fault, abort_on_payload, abort_prefix, fault_for, stop_receiving
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import GuestInitError, GuestLimits, open_guest
 from fsworker.host_context import HostContext
@@ -159,6 +159,8 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     )
     if stop_requested:
         loop.stop()
+    if fault is Fault.STOP_RECEIVING:
+        stop_receiving(loop)
     if fault is Fault.NEVER_READY:
         while not stop_requested:
             time.sleep(0.1)

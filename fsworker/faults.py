@@ -6,6 +6,8 @@ and faulty functions side by side. Faults:
 * ``exit-at-start``: exit with CRASH before loading the module (a worker that
   dies at start, like one whose dependencies are broken).
 * ``never-ready``: load and subscribe but never report ready (a stuck start).
+* ``stop-receiving[:MARKER]``: heartbeat on but take no message (a consumer the client
+  never brought back after a broker restart; fsd's stall watchdog, fsd/stall.py).
 * ``crash-after-publish[:MARKER]``: exit after the first batch's outputs are confirmed by
   the broker but before its inputs are acknowledged (the window that makes
   at-least-once duplicate, and that effectively-once must cover). With a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +39,7 @@ class Fault(enum.StrEnum):
     EXIT_AT_START = "exit-at-start"
     NEVER_READY = "never-ready"
     CRASH_AFTER_PUBLISH = "crash-after-publish"
+    STOP_RECEIVING = "stop-receiving"
 
 
 def fault_for(function: str) -> Fault | None:
@@ -64,6 +68,17 @@ def fault_for(function: str) -> Fault | None:
                 open(marker, "w").close()
             return fault
     return None
+
+
+def stop_receiving(loop: Any) -> None:
+    """Make the processing loop take nothing from now on (it still heartbeats and stops)."""
+    log.warning("injected fault: taking no messages")
+
+    def take_nothing() -> list:
+        time.sleep(0.1)
+        return []
+
+    loop._take_batch = take_nothing
 
 
 def abort_prefix(function: str) -> bytes | None:

@@ -255,3 +255,33 @@ def test_stop_start_and_state_errors(fsd: Fsd, pulsar_url: str):
     assert all(r["rss_bytes"] > 1_000_000 and r["cpu_percent"] is not None for r in reps)
     table = fsd.ctl("status", "-n", name).stdout
     assert "RSS" in table and "RUNNING" in table
+
+
+def test_replicas_that_take_nothing_while_the_backlog_waits_are_restarted(workdir, pulsar_url):
+    """The stall watchdog (fsd/stall.py): a worker that heartbeats but consumes nothing, as a
+    client stuck after a broker restart does, is restarted once the backlog has waited
+    stall_timeout, and the messages then flow. The fault fires in the first worker only."""
+    name, inp, out = unique("stall"), unique("in"), unique("out")
+    fsd = Fsd(
+        workdir,
+        pulsar_url,
+        extra=["--stall-timeout", "4", "--autoscale-interval", "1"],
+        env={"FSWORKER_FAULT": f"{name}:stop-receiving:{workdir / 'fired'}"},
+    ).start()
+    try:
+        collector = OutputCollector(pulsar_url, out)
+        first = _create(fsd, name, inp, out)[0]["pid"]
+        stream = StreamProducer(pulsar_url, inp, count=200, rate=200)
+        stream.start()
+        stream.finish()
+        replica = wait_for(
+            lambda: (r := fsd.replicas(name)[0])["restarts"] >= 1 and r, 60, "a stall restart"
+        )
+        assert "no message taken for 4s" in replica["last_error"], replica
+        assert "stall_timeout" in replica["last_error"], replica
+        missing, _dups = report(collector.collect_until(200, 60), 200)
+        collector.close()
+        assert missing == [], f"{len(missing)} records lost, e.g. {missing[:5]}"
+        assert fsd.replicas(name)[0]["pid"] != first
+    finally:
+        fsd.stop()

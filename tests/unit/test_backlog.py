@@ -39,3 +39,13 @@ def test_partitioned_topics_read_partitioned_stats():
     assert partitions_url("http://h:1", "t") == (
         "http://h:1/admin/v2/persistent/public/default/t/partitions"
     )
+
+
+def test_delayed_of_counts_messages_held_for_delayed_delivery():
+    from fsd.backlog import delayed_of
+
+    stats = {"subscriptions": {"fs-f": {"msgBacklog": 5, "msgDelayed": 3}}}
+    assert delayed_of(stats, "fs-f") == 3
+    assert delayed_of(stats, "other") == 0
+    assert delayed_of({"subscriptions": {"fs-f": {"msgDelayed": -1}}}, "fs-f") == 0
+    assert delayed_of({}, "fs-f") == 0
