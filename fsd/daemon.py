@@ -374,7 +374,6 @@ class Daemon:
             self.backlog.set_targets(
                 [(s.name, tuple(s.inputs), subscription_name(s.name)) for s in specs]
             )
-        if self.backlog is not None:
             self._watch_stalls(specs)
         if self.autoscaler is not None:
             deciding = self.cluster is None or self.cluster.view.is_leader
