@@ -17,13 +17,13 @@ import structlog
 from fscommon import logs
 from fsd.broker import BrokerError
 from fsd.config import (
-    SETTINGS,
     ConfigError,
     FsdConfig,
     default_config_path,
     read_config_file,
 )
 from fsd.control_access import ControlEndpointError
+from fsd.settings import SETTINGS
 
 log = structlog.get_logger("fsd")
 

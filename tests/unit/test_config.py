@@ -7,13 +7,8 @@ from dataclasses import MISSING, fields
 import pytest
 
 from fscommon.function_options import with_defaults
-from fsd.config import (
-    SETTINGS,
-    ConfigError,
-    FsdConfig,
-    read_config_file,
-    settings_table,
-)
+from fsd.config import ConfigError, FsdConfig, read_config_file
+from fsd.settings import SETTINGS, settings_table
 from tests.helpers import REPO
 
 
@@ -105,7 +100,7 @@ def test_docs_table_matches_settings():
     doc = (REPO / "docs" / "configuration.md").read_text()
     assert settings_table() in doc, (
         "docs/configuration.md is out of date: paste the output of\n"
-        "python -c 'from fsd.config import settings_table; print(settings_table())'"
+        "python -c 'from fsd.settings import settings_table; print(settings_table())'"
     )
 
 
