@@ -20,6 +20,7 @@ from typing import Any
 
 from fscommon.protocol import DLQ_MAX_IDS, DLQ_MAX_LIMIT, LOGS_MAX_LINES, DlqOp, ErrorCode
 from fsd.function_spec import MAX_REPLICAS
+from fsd.option_checks import grants_map, options_map
 from fsd.value_checks import (
     FIELD_KEY_SHOWN,
     BadValue,
@@ -33,10 +34,8 @@ from fsd.value_checks import (
     describe,
     file_name,
     function_name,
-    grants_map,
     integer,
     log_cursor,
-    options_map,
     string_map,
     topic,
     topics,
