@@ -28,7 +28,7 @@ from fsworker.attempts import AttemptLedger
 from fsworker.engine import new_engine
 from fsworker.faults import Fault, abort_on_payload, abort_prefix, fault_for, stop_receiving
 from fsworker.fsd_link import FsdLink
-from fsworker.guest import GuestInitError, GuestLimits, open_guest
+from fsworker.guest import Guest, GuestInitError, GuestLimits, open_guest
 from fsworker.host_context import HostContext
 from fsworker.loop import ProcessingLoop
 from fsworker.module_check import InvalidModule, ModuleKind, classify
@@ -57,25 +57,18 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     stop_requested = False
     loop: ProcessingLoop | None = None
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def request_stop(*_args: object) -> None:
         # Only record the request; the loop acts on it between batches.
         nonlocal stop_requested
         stop_requested = True
         if loop is not None:
             loop.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     if not die_with_parent(spec.parent_pid):
         return WorkerExit.PARENT_GONE
-
-    def orphaned() -> None:
-        nonlocal stop_requested
-        stop_requested = True
-        if loop is not None:
-            loop.stop()
-
-    start_orphan_watchdog(spec.parent_pid, orphaned, grace=spec.stop_timeout)
+    start_orphan_watchdog(spec.parent_pid, request_stop, grace=spec.stop_timeout)
 
     fault = fault_for(spec.function)
     if fault is Fault.EXIT_AT_START:
@@ -85,33 +78,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         options = FunctionOptions.from_dict(spec.options)
     except OptionError as exc:
         raise WorkerFailure(WorkerExit.BAD_CONFIG, f"bad function options: {exc}") from None
-    fuel = options.fuel is not None
-    engine = new_engine(fuel=fuel)
-    limits = GuestLimits(
-        timeout_ms=options.timeout_ms, memory_limit=options.memory_limit, fuel=options.fuel
-    )
-    try:
-        cache = Path(spec.cache_dir) if spec.cache_dir else None
-        module = module_cache.load(engine, Path(spec.wasm_path), cache, fuel=fuel)
-        kind = classify(module)
-        if kind != ModuleKind(spec.kind):
-            raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
-        # Left behind by workers of this replica that were killed along with fsd.
-        remove_scratch_dirs(spec.function, spec.replica, pid_gone)
-        scratch = make_scratch_dir(spec.function, spec.replica)
-        _SCRATCH_DIRS.append(scratch)  # removed at exit: the stdio lane's stdin/stdout files
-        store = _open_store(spec)
-        host = HostContext(spec.config, store)
-        sandbox = Sandbox.from_options(options)
-        log.info("sandbox", granted=sandbox.describe())
-        guest = open_guest(engine, module, kind, scratch, limits, host=host, sandbox=sandbox)
-    except (InvalidModule, GuestInitError) as exc:
-        raise WorkerFailure(WorkerExit.BAD_MODULE, str(exc)) from None
-    except OSError as exc:
-        raise WorkerFailure(
-            WorkerExit.BAD_MODULE, f"cannot read module {spec.wasm_path}: {exc.strerror}"
-        ) from None
-
+    guest, kind, host = _open_guest(spec, options)
     try:
         io = PulsarIO(spec, options)
     except BrokerUnavailable as exc:
@@ -120,30 +87,7 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
     prefix = abort_prefix(spec.function)
     if prefix is not None:
         abort_on_payload(guest, prefix)
-    ledger = None
-    if spec.attempts_path:
-        try:
-            ledger = AttemptLedger(
-                Path(spec.attempts_path),
-                spec.replica,
-                keep_taken=options.guarantee == Guarantee.AT_MOST_ONCE,
-            )
-        except (OSError, sqlite3.Error) as exc:
-            if options.guarantee == Guarantee.AT_MOST_ONCE:
-                # Its taken ids are what keeps a redelivery from being processed twice.
-                raise WorkerFailure(
-                    WorkerExit.CRASH,
-                    f"cannot open the attempt ledger {spec.attempts_path}: {exc}; "
-                    f"at-most-once does not run without it (restarting); check the state "
-                    f"directory",
-                ) from None
-            # Running without it only loses the counting of attempts that kill the worker.
-            log.error(
-                "cannot open the attempt ledger; a message that kills the worker will not be "
-                "dead-lettered: check the state directory",
-                path=spec.attempts_path,
-                error=str(exc),
-            )
+    ledger = _open_ledger(spec, options)
     loop = ProcessingLoop(
         guest,
         io,
@@ -180,6 +124,67 @@ def run(spec: WorkerSpec, link: FsdLink) -> WorkerExit:
         log.warning("error while closing the Pulsar client", error=str(exc))
     log.info("stopped", **loop.counters.as_dict())
     return WorkerExit.OK if parent_alive(spec.parent_pid) else WorkerExit.PARENT_GONE
+
+
+def _open_guest(
+    spec: WorkerSpec, options: FunctionOptions
+) -> tuple[Guest, ModuleKind, HostContext]:
+    """The function's module, instantiated in its sandbox with its state store and limits."""
+    fuel = options.fuel is not None
+    engine = new_engine(fuel=fuel)
+    limits = GuestLimits(
+        timeout_ms=options.timeout_ms, memory_limit=options.memory_limit, fuel=options.fuel
+    )
+    try:
+        cache = Path(spec.cache_dir) if spec.cache_dir else None
+        module = module_cache.load(engine, Path(spec.wasm_path), cache, fuel=fuel)
+        kind = classify(module)
+        if kind != ModuleKind(spec.kind):
+            raise InvalidModule(f"module is a {kind} module but was registered as {spec.kind}")
+        # Left behind by workers of this replica that were killed along with fsd.
+        remove_scratch_dirs(spec.function, spec.replica, pid_gone)
+        scratch = make_scratch_dir(spec.function, spec.replica)
+        _SCRATCH_DIRS.append(scratch)  # removed at exit: the stdio lane's stdin/stdout files
+        host = HostContext(spec.config, _open_store(spec))
+        sandbox = Sandbox.from_options(options)
+        log.info("sandbox", granted=sandbox.describe())
+        guest = open_guest(engine, module, kind, scratch, limits, host=host, sandbox=sandbox)
+    except (InvalidModule, GuestInitError) as exc:
+        raise WorkerFailure(WorkerExit.BAD_MODULE, str(exc)) from None
+    except OSError as exc:
+        raise WorkerFailure(
+            WorkerExit.BAD_MODULE, f"cannot read module {spec.wasm_path}: {exc.strerror}"
+        ) from None
+    return guest, kind, host
+
+
+def _open_ledger(spec: WorkerSpec, options: FunctionOptions) -> AttemptLedger | None:
+    """The attempt ledger, if fsd gave one; at-most-once refuses to run without it."""
+    if not spec.attempts_path:
+        return None
+    try:
+        return AttemptLedger(
+            Path(spec.attempts_path),
+            spec.replica,
+            keep_taken=options.guarantee == Guarantee.AT_MOST_ONCE,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        if options.guarantee == Guarantee.AT_MOST_ONCE:
+            # Its taken ids are what keeps a redelivery from being processed twice.
+            raise WorkerFailure(
+                WorkerExit.CRASH,
+                f"cannot open the attempt ledger {spec.attempts_path}: {exc}; "
+                f"at-most-once does not run without it (restarting); check the state "
+                f"directory",
+            ) from None
+        # Running without it only loses the counting of attempts that kill the worker.
+        log.error(
+            "cannot open the attempt ledger; a message that kills the worker will not be "
+            "dead-lettered: check the state directory",
+            path=spec.attempts_path,
+            error=str(exc),
+        )
+        return None
 
 
 def _open_store(spec: WorkerSpec) -> StateStore | None:
