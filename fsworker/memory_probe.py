@@ -17,6 +17,8 @@ so an immediate is never mistaken for an opcode).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PROBE_EXPORT = "__fs_memory_probe"
 # Part of the compiled-artifact fingerprint: change it when the rewrite changes.
 PROBE_VERSION = 1
@@ -253,6 +255,20 @@ def _split_vec(payload: bytes) -> tuple[int, bytes]:
     return count, payload[r.pos :]
 
 
+@dataclass
+class _Layout:
+    """What the rewrite needs to know of a module's index spaces and sections."""
+
+    sections: list[tuple[int, bytes]]  # in file order, custom sections (id 0) included
+    by_id: dict[int, bytes]  # the non-custom sections' payloads
+    type_count: int = 0
+    imported_funcs: int = 0
+    defined_funcs: int = 0
+    memories: int = 0  # imported + defined: the probe memory's index
+    export_count: int = 0
+    exports_payload: bytes = b""
+
+
 def add_memory_probe(wasm: bytes) -> bytes | None:
     """The module with its memory.grow probed, or None when nothing grows memory 0.
 
@@ -261,6 +277,26 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
     """
     if wasm[:8] != b"\0asm\x01\0\0\0":
         raise ProbeUnsupported("not a core WebAssembly module, version 1")
+    sections = _sections(wasm)
+    by_id = {sid: payload for sid, payload in sections if sid != 0}
+    if 10 not in by_id or 3 not in by_id or 1 not in by_id:
+        return None  # no code: nothing can grow memory
+    layout = _Layout(sections, by_id, type_count=_count_types(by_id[1]))
+    memory0_flags = _scan_memories(layout)
+    if memory0_flags is None:
+        return None  # no memory at all
+    if memory0_flags & 0x0E:
+        raise ProbeUnsupported("memory 0 is shared, 64-bit or has a custom page size")
+    layout.defined_funcs = _Reader(by_id[3]).uleb()
+    _scan_exports(layout)
+    bodies = _rewrite_code(layout)
+    if bodies is None:
+        return None
+    return _assemble(wasm[:8], layout, bodies)
+
+
+def _sections(wasm: bytes) -> list[tuple[int, bytes]]:
+    """Every section after the header, as (id, payload), in file order."""
     sections: list[tuple[int, bytes]] = []
     r = _Reader(wasm, 8)
     while r.pos < len(wasm):
@@ -269,12 +305,12 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
         start = r.pos
         r.skip(size)
         sections.append((sid, wasm[start : r.pos]))
-    by_id = {sid: payload for sid, payload in sections if sid != 0}
-    if 10 not in by_id or 3 not in by_id or 1 not in by_id:
-        return None  # no code: nothing can grow memory
+    return sections
 
-    # Types: count them (plain function types only; GC rec groups are not handled).
-    r = _Reader(by_id[1])
+
+def _count_types(payload: bytes) -> int:
+    """How many types the type section declares (plain function types only)."""
+    r = _Reader(payload)
     type_count = r.uleb()
     for _ in range(type_count):
         if r.byte() != 0x60:
@@ -282,19 +318,23 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
         for _ in range(2):
             for _ in range(r.uleb()):
                 _valtype(r)
+    return type_count
 
-    # Imports: functions and memories come first in their index spaces.
-    imported_funcs = imported_memories = 0
+
+def _scan_memories(layout: _Layout) -> int | None:
+    """Count imported functions and all memories; the limits flags of memory 0, if any."""
+    imported_memories = 0
     memory0_flags: int | None = None
-    if 2 in by_id:
-        r = _Reader(by_id[2])
+    # Imports: functions and memories come first in their index spaces.
+    if 2 in layout.by_id:
+        r = _Reader(layout.by_id[2])
         for _ in range(r.uleb()):
             r.name()
             r.name()
             kind = r.byte()
             if kind == 0x00:
                 r.uleb()
-                imported_funcs += 1
+                layout.imported_funcs += 1
             elif kind == 0x01:
                 _valtype(r)
                 _limits(r)
@@ -311,50 +351,50 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
                 r.uleb()
             else:
                 raise ProbeUnsupported(f"unknown import kind {kind}")
-
     defined_memories = 0
-    if 5 in by_id:
-        r = _Reader(by_id[5])
+    if 5 in layout.by_id:
+        r = _Reader(layout.by_id[5])
         defined_memories = r.uleb()
         for _ in range(defined_memories):
             flags = _limits(r)
             if memory0_flags is None:
                 memory0_flags = flags
-    if memory0_flags is None:
-        return None  # no memory at all
-    if memory0_flags & 0x0E:
-        raise ProbeUnsupported("memory 0 is shared, 64-bit or has a custom page size")
-    probe_memory = imported_memories + defined_memories
+    layout.memories = imported_memories + defined_memories
+    return memory0_flags
 
-    r = _Reader(by_id[3])
-    defined_funcs = r.uleb()
-    grow_func = imported_funcs + defined_funcs
 
-    if 7 in by_id:
-        r = _Reader(by_id[7])
-        export_count = r.uleb()
-        for _ in range(export_count):
-            if r.name() == PROBE_EXPORT.encode():
-                raise ProbeUnsupported(f"module already exports '{PROBE_EXPORT}'")
-            r.byte()
-            r.uleb()
-        exports_payload = _split_vec(by_id[7])[1]
-    else:
-        export_count, exports_payload = 0, b""
+def _scan_exports(layout: _Layout) -> None:
+    """Keep the exports to extend; refuse a module that already exports the probe's name."""
+    if 7 not in layout.by_id:
+        return
+    r = _Reader(layout.by_id[7])
+    layout.export_count = r.uleb()
+    for _ in range(layout.export_count):
+        if r.name() == PROBE_EXPORT.encode():
+            raise ProbeUnsupported(f"module already exports '{PROBE_EXPORT}'")
+        r.byte()
+        r.uleb()
+    layout.exports_payload = _split_vec(layout.by_id[7])[1]
 
-    # Code: rewrite each body that may hold a memory.grow.
-    r = _Reader(by_id[10])
+
+def _rewrite_code(layout: _Layout) -> list[bytes] | None:
+    """Each code body, size-prefixed, with its memory.grow rewritten; None if none changed."""
+    code = layout.by_id[10]
+    r = _Reader(code)
     body_count = r.uleb()
-    if body_count != defined_funcs:
+    if body_count != layout.defined_funcs:
         raise ProbeUnsupported("function and code sections disagree")
+    # The probe function is appended after every defined function.
+    grow_func = layout.imported_funcs + layout.defined_funcs
     bodies: list[bytes] = []
     changed = False
     for _ in range(body_count):
         size = r.uleb()
         start = r.pos
         r.skip(size)
-        body = by_id[10][start : r.pos]
+        body = code[start : r.pos]
         new = None
+        # A cheap byte test first: most bodies hold no memory.grow (0x40 0x00 / 0x40 0x80...).
         if b"\x40\x00" in body or b"\x40\x80" in body:
             new = _rewrite_body(body, grow_func)
         if new is None:
@@ -362,39 +402,43 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
         else:
             changed = True
             bodies.append(_uleb(len(new)) + new)
-    if not changed:
-        return None
+    return bodies if changed else None
 
+
+# Section order; custom sections (id 0) stay where they were.
+_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11]
+
+
+def _assemble(header: bytes, layout: _Layout, bodies: list[bytes]) -> bytes:
+    """The module again, with the probe's type, function, memory, export and body added."""
+    by_id = layout.by_id
     name = PROBE_EXPORT.encode()
     memories = _split_vec(by_id[5])[1] if 5 in by_id else b""
+    defined_memories = _split_vec(by_id[5])[0] if 5 in by_id else 0
     new_payloads = {
-        1: _vec(type_count + 1, _split_vec(by_id[1])[1] + b"\x60\x01\x7f\x01\x7f"),
-        3: _vec(defined_funcs + 1, _split_vec(by_id[3])[1] + _uleb(type_count)),
+        1: _vec(layout.type_count + 1, _split_vec(by_id[1])[1] + b"\x60\x01\x7f\x01\x7f"),
+        3: _vec(layout.defined_funcs + 1, _split_vec(by_id[3])[1] + _uleb(layout.type_count)),
         5: _vec(defined_memories + 1, memories + b"\x00\x01"),
         7: _vec(
-            export_count + 1,
-            exports_payload + _uleb(len(name)) + name + b"\x02" + _uleb(probe_memory),
+            layout.export_count + 1,
+            layout.exports_payload + _uleb(len(name)) + name + b"\x02" + _uleb(layout.memories),
         ),
-        10: _vec(body_count + 1, b"".join(bodies) + _probe_function(probe_memory)),
+        10: _vec(len(bodies) + 1, b"".join(bodies) + _probe_function(layout.memories)),
     }
-    # Section order; custom sections (id 0) stay where they were.
-    order = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11]
-    present = [sid for sid, _ in sections if sid != 0]
-    out = [wasm[:8]]
+    present = [sid for sid, _ in layout.sections if sid != 0]
+    out = [header]
     missing = [sid for sid in (5, 7) if sid not in present]
-    emitted: set[int] = set()
 
     def emit(sid: int, payload: bytes) -> None:
         out.append(bytes([sid]) + _uleb(len(payload)) + payload)
-        emitted.add(sid)
 
     def emit_missing_before(sid: int) -> None:
         for m in list(missing):
-            if order.index(m) < order.index(sid):
+            if _ORDER.index(m) < _ORDER.index(sid):
                 emit(m, new_payloads[m])
                 missing.remove(m)
 
-    for sid, payload in sections:
+    for sid, payload in layout.sections:
         if sid != 0:
             emit_missing_before(sid)
             emit(sid, new_payloads.get(sid, payload))
