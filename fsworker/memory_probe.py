@@ -10,224 +10,29 @@ function that does the grow and, when it fails, stores the size it asked for
 ``PROBE_EXPORT``. The host side that reads it is ``fsworker.limits.MemoryProbe``.
 A module that cannot be rewritten (``ProbeUnsupported``) runs unchanged.
 
-The decoder here knows just enough of the binary format to find every
-``memory.grow`` in a code body (it decodes every instruction, including SIMD,
-so an immediate is never mistaken for an opcode).
+This module reads a module's sections and puts it back together with the probe
+added; finding each ``memory.grow`` inside a code body, and the binary format
+itself, are fsworker/wasm_decode.py's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fsworker.wasm_decode import (
+    ProbeUnsupported,
+    Reader,
+    limits,
+    rewrite_body,
+    split_vec,
+    uleb,
+    valtype,
+    vec,
+)
+
 PROBE_EXPORT = "__fs_memory_probe"
 # Part of the compiled-artifact fingerprint: change it when the rewrite changes.
 PROBE_VERSION = 1
-
-
-class ProbeUnsupported(Exception):
-    """The module uses something the rewrite does not handle; it runs without a probe."""
-
-
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-class _Reader:
-    __slots__ = ("data", "end", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self.data = data
-        self.pos = pos
-        self.end = len(data) if end is None else end
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise ProbeUnsupported("unexpected end of data")
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
-
-    def uleb(self) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if b < 0x80:
-                return result
-            shift += 7
-            if shift > 63:
-                raise ProbeUnsupported("LEB128 number too long")
-
-    def sleb(self) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                if b & 0x40:
-                    result -= 1 << shift
-                return result
-            if shift > 70:
-                raise ProbeUnsupported("LEB128 number too long")
-
-    def skip(self, n: int) -> None:
-        if self.pos + n > self.end:
-            raise ProbeUnsupported("unexpected end of data")
-        self.pos += n
-
-    def name(self) -> bytes:
-        n = self.uleb()
-        start = self.pos
-        self.skip(n)
-        return self.data[start : self.pos]
-
-
-_REF_WITH_HEAP = (0x63, 0x64)  # (ref null ht), (ref ht)
-
-
-def _valtype(r: _Reader) -> None:
-    if r.byte() in _REF_WITH_HEAP:
-        r.sleb()  # heap type: an abstract type byte or a type index
-
-
-def _limits(r: _Reader) -> int:
-    flags = r.byte()
-    r.uleb()
-    if flags & 0x01:
-        r.uleb()
-    if flags & 0x08:
-        r.uleb()  # custom page size (log2)
-    return flags
-
-
-def _memarg(r: _Reader) -> None:
-    align = r.uleb()
-    if align & 0x40:
-        r.uleb()  # memory index (multi-memory)
-    r.uleb()  # offset
-
-
-def _blocktype(r: _Reader) -> None:
-    first = r.data[r.pos] if r.pos < r.end else -1
-    r.sleb()
-    if first in _REF_WITH_HEAP:
-        r.sleb()
-
-
-# Opcodes with no immediates: the MVP numeric range, plus a few control ones.
-_PLAIN = frozenset(
-    {0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD4}
-    | set(range(0x45, 0xC5))
-)
-# Opcodes with exactly one LEB128 immediate.
-_ONE_LEB = frozenset(
-    {0x07, 0x08, 0x09, 0x0C, 0x0D, 0x10, 0x12, 0x14, 0x15, 0x18, 0xD2, 0xD5, 0xD6}
-    | set(range(0x20, 0x27))
-)
-_MEMARG = frozenset(range(0x28, 0x3F))
-_SIMD_MEMARG = frozenset({*range(0, 12), 92, 93})
-_SIMD_LANE = frozenset(range(21, 35))
-_SIMD_MEMARG_LANE = frozenset(range(84, 92))
-_SIMD_LAST = 0x113  # relaxed SIMD ends here
-
-
-def _rewrite_body(body: bytes, grow_func: int) -> bytes | None:
-    """Replace ``memory.grow 0`` with ``call grow_func``; None if there is none."""
-    r = _Reader(body)
-    for _ in range(r.uleb()):  # local declarations
-        r.uleb()
-        _valtype(r)
-    call = b"\x10" + _uleb(grow_func)
-    out: list[bytes] = []
-    copied = 0
-    data = body
-    end = len(body)
-    while r.pos < end:
-        start = r.pos
-        op = data[start]
-        r.pos = start + 1
-        if op in _PLAIN:
-            continue
-        if op in _ONE_LEB:
-            r.uleb()
-        elif op in _MEMARG:
-            _memarg(r)
-        elif op == 0x40 or op == 0x3F:  # memory.grow / memory.size
-            if r.uleb() == 0 and op == 0x40:
-                out.append(data[copied:start])
-                out.append(call)
-                copied = r.pos
-        elif op == 0x41 or op == 0x42:
-            r.sleb()
-        elif op == 0x43:
-            r.skip(4)
-        elif op == 0x44:
-            r.skip(8)
-        elif op in (0x02, 0x03, 0x04, 0x06):
-            _blocktype(r)
-        elif op == 0x0E:  # br_table
-            for _ in range(r.uleb() + 1):
-                r.uleb()
-        elif op in (0x11, 0x13):  # call_indirect, return_call_indirect
-            r.uleb()
-            r.uleb()
-        elif op == 0x1C:  # select t*
-            for _ in range(r.uleb()):
-                _valtype(r)
-        elif op == 0x1F:  # try_table
-            _blocktype(r)
-            for _ in range(r.uleb()):
-                kind = r.byte()
-                if kind in (0x00, 0x01):
-                    r.uleb()
-                r.uleb()
-        elif op == 0xD0:  # ref.null
-            r.sleb()
-        elif op == 0xFC:
-            sub = r.uleb()
-            if sub <= 7 or 19 <= sub <= 22:
-                pass
-            elif sub in (8, 10, 12, 14):
-                r.uleb()
-                r.uleb()
-            elif sub in (9, 11, 13, 15, 16, 17):
-                r.uleb()
-            else:
-                raise ProbeUnsupported(f"unknown instruction 0xfc {sub}")
-        elif op == 0xFD:
-            sub = r.uleb()
-            if sub in _SIMD_MEMARG:
-                _memarg(r)
-            elif sub == 12 or sub == 13:
-                r.skip(16)
-            elif sub in _SIMD_LANE:
-                r.skip(1)
-            elif sub in _SIMD_MEMARG_LANE:
-                _memarg(r)
-                r.skip(1)
-            elif sub > _SIMD_LAST:
-                raise ProbeUnsupported(f"unknown instruction 0xfd {sub}")
-        elif op == 0xFE:
-            sub = r.uleb()
-            if sub == 0x03:
-                r.skip(1)
-            else:
-                _memarg(r)
-        else:
-            raise ProbeUnsupported(f"unsupported instruction 0x{op:02x}")
-    if not out:
-        return None
-    out.append(data[copied:])
-    return b"".join(out)
 
 
 def _probe_function(probe_memory: int) -> bytes:
@@ -238,21 +43,10 @@ def _probe_function(probe_memory: int) -> bytes:
         b"\x20\x00\x40\x00\x22\x01"  # local.get 0, memory.grow 0, local.tee 1
         b"\x41\x7f\x46\x04\x40"  # i32.const -1, i32.eq, if
         b"\x41\x00\x3f\x00\xad\x20\x00\xad\x7c"  # addr 0, memory.size + delta as i64
-        b"\x37\x43" + _uleb(probe_memory) + b"\x00"  # i64.store align=8 in the probe
+        b"\x37\x43" + uleb(probe_memory) + b"\x00"  # i64.store align=8 in the probe
         b"\x0b\x20\x01\x0b"  # end, local.get 1, end
     )
-    return _uleb(len(code)) + code
-
-
-def _vec(count: int, items: bytes) -> bytes:
-    return _uleb(count) + items
-
-
-def _split_vec(payload: bytes) -> tuple[int, bytes]:
-    """A section's item count and the bytes of its items."""
-    r = _Reader(payload)
-    count = r.uleb()
-    return count, payload[r.pos :]
+    return uleb(len(code)) + code
 
 
 @dataclass
@@ -287,7 +81,7 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
         return None  # no memory at all
     if memory0_flags & 0x0E:
         raise ProbeUnsupported("memory 0 is shared, 64-bit or has a custom page size")
-    layout.defined_funcs = _Reader(by_id[3]).uleb()
+    layout.defined_funcs = Reader(by_id[3]).uleb()
     _scan_exports(layout)
     bodies = _rewrite_code(layout)
     if bodies is None:
@@ -298,7 +92,7 @@ def add_memory_probe(wasm: bytes) -> bytes | None:
 def _sections(wasm: bytes) -> list[tuple[int, bytes]]:
     """Every section after the header, as (id, payload), in file order."""
     sections: list[tuple[int, bytes]] = []
-    r = _Reader(wasm, 8)
+    r = Reader(wasm, 8)
     while r.pos < len(wasm):
         sid = r.byte()
         size = r.uleb()
@@ -310,14 +104,14 @@ def _sections(wasm: bytes) -> list[tuple[int, bytes]]:
 
 def _count_types(payload: bytes) -> int:
     """How many types the type section declares (plain function types only)."""
-    r = _Reader(payload)
+    r = Reader(payload)
     type_count = r.uleb()
     for _ in range(type_count):
         if r.byte() != 0x60:
             raise ProbeUnsupported("type section uses GC types")
         for _ in range(2):
             for _ in range(r.uleb()):
-                _valtype(r)
+                valtype(r)
     return type_count
 
 
@@ -327,7 +121,7 @@ def _scan_memories(layout: _Layout) -> int | None:
     memory0_flags: int | None = None
     # Imports: functions and memories come first in their index spaces.
     if 2 in layout.by_id:
-        r = _Reader(layout.by_id[2])
+        r = Reader(layout.by_id[2])
         for _ in range(r.uleb()):
             r.name()
             r.name()
@@ -336,15 +130,15 @@ def _scan_memories(layout: _Layout) -> int | None:
                 r.uleb()
                 layout.imported_funcs += 1
             elif kind == 0x01:
-                _valtype(r)
-                _limits(r)
+                valtype(r)
+                limits(r)
             elif kind == 0x02:
-                flags = _limits(r)
+                flags = limits(r)
                 if imported_memories == 0:
                     memory0_flags = flags
                 imported_memories += 1
             elif kind == 0x03:
-                _valtype(r)
+                valtype(r)
                 r.byte()
             elif kind == 0x04:
                 r.byte()
@@ -353,10 +147,10 @@ def _scan_memories(layout: _Layout) -> int | None:
                 raise ProbeUnsupported(f"unknown import kind {kind}")
     defined_memories = 0
     if 5 in layout.by_id:
-        r = _Reader(layout.by_id[5])
+        r = Reader(layout.by_id[5])
         defined_memories = r.uleb()
         for _ in range(defined_memories):
-            flags = _limits(r)
+            flags = limits(r)
             if memory0_flags is None:
                 memory0_flags = flags
     layout.memories = imported_memories + defined_memories
@@ -367,20 +161,20 @@ def _scan_exports(layout: _Layout) -> None:
     """Keep the exports to extend; refuse a module that already exports the probe's name."""
     if 7 not in layout.by_id:
         return
-    r = _Reader(layout.by_id[7])
+    r = Reader(layout.by_id[7])
     layout.export_count = r.uleb()
     for _ in range(layout.export_count):
         if r.name() == PROBE_EXPORT.encode():
             raise ProbeUnsupported(f"module already exports '{PROBE_EXPORT}'")
         r.byte()
         r.uleb()
-    layout.exports_payload = _split_vec(layout.by_id[7])[1]
+    layout.exports_payload = split_vec(layout.by_id[7])[1]
 
 
 def _rewrite_code(layout: _Layout) -> list[bytes] | None:
     """Each code body, size-prefixed, with its memory.grow rewritten; None if none changed."""
     code = layout.by_id[10]
-    r = _Reader(code)
+    r = Reader(code)
     body_count = r.uleb()
     if body_count != layout.defined_funcs:
         raise ProbeUnsupported("function and code sections disagree")
@@ -396,12 +190,12 @@ def _rewrite_code(layout: _Layout) -> list[bytes] | None:
         new = None
         # A cheap byte test first: most bodies hold no memory.grow (0x40 0x00 / 0x40 0x80...).
         if b"\x40\x00" in body or b"\x40\x80" in body:
-            new = _rewrite_body(body, grow_func)
+            new = rewrite_body(body, grow_func)
         if new is None:
-            bodies.append(_uleb(size) + body)
+            bodies.append(uleb(size) + body)
         else:
             changed = True
-            bodies.append(_uleb(len(new)) + new)
+            bodies.append(uleb(len(new)) + new)
     return bodies if changed else None
 
 
@@ -413,24 +207,24 @@ def _assemble(header: bytes, layout: _Layout, bodies: list[bytes]) -> bytes:
     """The module again, with the probe's type, function, memory, export and body added."""
     by_id = layout.by_id
     name = PROBE_EXPORT.encode()
-    memories = _split_vec(by_id[5])[1] if 5 in by_id else b""
-    defined_memories = _split_vec(by_id[5])[0] if 5 in by_id else 0
+    memories = split_vec(by_id[5])[1] if 5 in by_id else b""
+    defined_memories = split_vec(by_id[5])[0] if 5 in by_id else 0
     new_payloads = {
-        1: _vec(layout.type_count + 1, _split_vec(by_id[1])[1] + b"\x60\x01\x7f\x01\x7f"),
-        3: _vec(layout.defined_funcs + 1, _split_vec(by_id[3])[1] + _uleb(layout.type_count)),
-        5: _vec(defined_memories + 1, memories + b"\x00\x01"),
-        7: _vec(
+        1: vec(layout.type_count + 1, split_vec(by_id[1])[1] + b"\x60\x01\x7f\x01\x7f"),
+        3: vec(layout.defined_funcs + 1, split_vec(by_id[3])[1] + uleb(layout.type_count)),
+        5: vec(defined_memories + 1, memories + b"\x00\x01"),
+        7: vec(
             layout.export_count + 1,
-            layout.exports_payload + _uleb(len(name)) + name + b"\x02" + _uleb(layout.memories),
+            layout.exports_payload + uleb(len(name)) + name + b"\x02" + uleb(layout.memories),
         ),
-        10: _vec(len(bodies) + 1, b"".join(bodies) + _probe_function(layout.memories)),
+        10: vec(len(bodies) + 1, b"".join(bodies) + _probe_function(layout.memories)),
     }
     present = [sid for sid, _ in layout.sections if sid != 0]
     out = [header]
     missing = [sid for sid in (5, 7) if sid not in present]
 
     def emit(sid: int, payload: bytes) -> None:
-        out.append(bytes([sid]) + _uleb(len(payload)) + payload)
+        out.append(bytes([sid]) + uleb(len(payload)) + payload)
 
     def emit_missing_before(sid: int) -> None:
         for m in list(missing):

@@ -3,7 +3,7 @@ import time
 import pytest
 import wasmtime
 
-from fsworker import limits, memory_probe
+from fsworker import limits, wasm_decode
 from fsworker.engine import _SETTINGS, new_engine
 from fsworker.limits import (
     NO_DEADLINE,
@@ -239,21 +239,21 @@ def test_the_decoder_handles_many_instruction_kinds(engine):
 )
 def test_every_function_of_the_examples_decodes(path):
     wasm = path.read_bytes()
-    reader = memory_probe._Reader(wasm, 8)
+    reader = wasm_decode.Reader(wasm, 8)
     code = None
     while reader.pos < len(wasm):
         sid, size = reader.byte(), reader.uleb()
         if sid == 10:
             code = wasm[reader.pos : reader.pos + size]
         reader.skip(size)
-    count, bodies = memory_probe._split_vec(code)
-    r = memory_probe._Reader(bodies)
+    count, bodies = wasm_decode.split_vec(code)
+    r = wasm_decode.Reader(bodies)
     rewritten = 0
     for _ in range(count):
         size = r.uleb()
         body = bodies[r.pos : r.pos + size]
         r.skip(size)
-        if memory_probe._rewrite_body(body, 12345) is not None:  # decodes every instruction
+        if wasm_decode.rewrite_body(body, 12345) is not None:  # decodes every instruction
             rewritten += 1
     assert rewritten >= 1  # sbrk's memory.grow
 
