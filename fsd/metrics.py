@@ -37,7 +37,8 @@ from fsd.replica_state import ReplicaState
 
 if TYPE_CHECKING:
     from fsd.function_spec import FunctionSpec
-    from fsd.supervisor import Replica, Supervisor
+    from fsd.replica import Replica
+    from fsd.supervisor import Supervisor
 
 log = structlog.get_logger("fsd.metrics")
 

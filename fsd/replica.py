@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import structlog
 
+from fscommon.protocol import MAX_BUSY_MS
 from fsd.metrics import ReplicaTotals
 from fsd.replica_state import PROCESS_STATES, ReplicaState, check_transition
 from fsd.restart_policy import RestartTracker
@@ -92,6 +93,14 @@ class Replica:
         )
         for listener in self.listeners:
             listener(self, old, new, reason)
+
+    def on_heartbeat(self, event: dict[str, Any], now: float) -> None:
+        """A beat of the current worker: when it came, its announced guest call, its counters."""
+        self.last_heartbeat = now
+        busy = event.get("busy_ms", 0)
+        ok = isinstance(busy, int) and not isinstance(busy, bool) and 0 <= busy <= MAX_BUSY_MS
+        self.busy_for = busy / 1000 if ok else 0.0
+        self.counters = {k: int(event[k]) for k in COUNTER_FIELDS if isinstance(event.get(k), int)}
 
     def resources(self) -> dict[str, Any]:
         """RSS and CPU% of the worker (psutil), or nothing if it has no process."""

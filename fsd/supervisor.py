@@ -13,27 +13,22 @@ nothing here runs in a signal handler. Every state change goes through
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import structlog
 
 from fscommon.exitcodes import FATAL_WORKER_EXITS, describe_exit
 from fscommon.paths import suspect_marker
-from fscommon.protocol import MAX_BUSY_MS, Desired, EventKind, ProtocolError, decode_heartbeat
+from fscommon.protocol import Desired, EventKind, ProtocolError, decode_heartbeat
 from fscommon.worker_spec import WorkerSpec
+from fsd.function_runtime import FunctionRuntime, Placement, all_replicas
 from fsd.function_spec import FunctionSpec
 from fsd.replica import (
-    COUNTER_FIELDS,
     AfterStop,
     Replica,
     TransitionListener,
@@ -42,24 +37,19 @@ from fsd.replica import (
 from fsd.replica_state import ReplicaState
 from fsd.restart_policy import RestartPolicy, RestartTracker
 from fsd.rollout import Rollout
-from fsworker.scratch import remove_scratch_dirs
+from fsd.worker_process import (
+    blamed_on_message,
+    exit_code,
+    hung,
+    kill,
+    launch,
+    terminate,
+    worker_command,
+)
 
 log = structlog.get_logger("fsd.supervisor")
 
 S = ReplicaState
-
-# Which replica indices of a function this host runs (all of them on one host).
-Placement = Callable[[FunctionSpec], Collection[int]]
-
-
-def worker_command(spec: WorkerSpec) -> list[str]:
-    """How a replica's worker is started."""
-    return [sys.executable, "-m", "fsworker", "--spec", spec.to_json()]
-
-
-def all_replicas(spec: FunctionSpec) -> range:
-    """The single-host placement: every replica runs here."""
-    return range(spec.replicas)
 
 
 @dataclass
@@ -70,31 +60,6 @@ class SupervisionPolicy:
     heartbeat_timeout: float = 10.0  # RUNNING without a heartbeat this long: hung
     ready_timeout: float = 60.0  # STARTING this long without 'ready': stuck
     restart: RestartPolicy = field(default_factory=RestartPolicy)
-
-
-@dataclass
-class FunctionRuntime:
-    """The replicas of one function that this host runs, by index."""
-
-    spec: FunctionSpec
-    replicas: dict[int, Replica] = field(default_factory=dict)
-    rollout: Rollout | None = None
-    generation: int = 0  # the generation this host has rolled (or is rolling) onto
-    starts: int = 0  # the last 'fsctl start' this host acted on
-    deleted: bool = False  # gone from the registry: drain, then forget
-
-    @property
-    def busy(self) -> str | None:
-        """Why a new scale/restart/update must wait, or None."""
-        if self.rollout is not None and not self.rollout.done:
-            return "a rolling restart is in progress"
-        if any(r.after_stop is AfterStop.RETIRE for r in self.replicas.values()):
-            return "a scale-down is in progress"
-        return None
-
-    def ordered(self) -> list[Replica]:
-        """The replicas by index."""
-        return [self.replicas[i] for i in sorted(self.replicas)]
 
 
 class Supervisor:
@@ -267,13 +232,7 @@ class Supervisor:
             replica.busy_for = 0.0
             replica.transition(S.RUNNING, "worker reported ready")
         elif kind is EventKind.HEARTBEAT:
-            replica.last_heartbeat = now
-            busy = event.get("busy_ms", 0)
-            ok = isinstance(busy, int) and not isinstance(busy, bool) and 0 <= busy <= MAX_BUSY_MS
-            replica.busy_for = busy / 1000 if ok else 0.0
-            replica.counters = {
-                k: int(event[k]) for k in COUNTER_FIELDS if isinstance(event.get(k), int)
-            }
+            replica.on_heartbeat(event, now)
 
     def tick(self) -> None:
         """Reap, detect hung or stuck workers, escalate stops, restart, advance rollouts."""
@@ -283,7 +242,7 @@ class Supervisor:
             for replica in runtime.replicas.values():
                 self._reap(replica)
                 state = replica.state
-                if state is S.RUNNING and _hung(replica, now, policy.heartbeat_timeout):
+                if state is S.RUNNING and hung(replica, now, policy.heartbeat_timeout):
                     assert replica.last_heartbeat is not None
                     silent = now - replica.last_heartbeat
                     replica.last_error = f"no heartbeat for {silent:.1f}s: worker hung; restarting"
@@ -333,23 +292,9 @@ class Supervisor:
         runtime = self.functions[replica.function]
         worker_spec = self._build_worker_spec(runtime.spec, replica.index)
         log_path = self.log_path(replica.function, replica.index)
-        with open(log_path, "ab") as logfile:
-            replica.log_offset = logfile.tell()
-            # fork+exec of a fresh interpreter: never a bare fork of fsd, whose
-            # ZeroMQ and Pulsar client threads do not survive one.
-            replica.proc = subprocess.Popen(
-                self._command(worker_spec),
-                stdin=subprocess.DEVNULL,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-                start_new_session=True,
-            )
-        try:
-            replica.ps = psutil.Process(replica.proc.pid)
-            replica.ps.cpu_percent(None)  # primes the CPU% measurement
-        except psutil.Error:
-            replica.ps = None
+        launched = launch(self._command(worker_spec), log_path)
+        replica.proc, replica.ps = launched.proc, launched.ps
+        replica.log_offset = launched.log_offset
         replica.last_pid = replica.proc.pid
         replica.log_path = log_path
         replica.generation = runtime.spec.generation
@@ -371,8 +316,7 @@ class Supervisor:
             assert replica.proc is not None
             replica.transition(S.STOPPING, reason)
             replica.kill_at = self._clock() + self.policy.stop_timeout
-            with contextlib.suppress(ProcessLookupError):
-                replica.proc.send_signal(signal.SIGTERM)
+            terminate(replica.proc)
         elif replica.state is S.STOPPING and replica.after_stop is AfterStop.RESTART:
             replica.after_stop = None  # an explicit stop wins over a pending hang restart
         elif replica.state in (S.BACKOFF, S.FATAL, S.EXITED):
@@ -387,21 +331,15 @@ class Supervisor:
                 pid=replica.proc.pid,
                 stop_timeout=self.policy.stop_timeout,
             )
-            with contextlib.suppress(ProcessLookupError):
-                replica.proc.kill()
+            kill(replica.proc)
         replica.kill_at = None
 
     def _reap(self, replica: Replica) -> None:
-        proc = replica.proc
-        if proc is None or proc.poll() is None:
+        code = exit_code(replica)
+        if code is None:
             return
-        code = proc.returncode
-        # A worker killed with SIGKILL could not remove its scratch directory.
-        remove_scratch_dirs(replica.function, replica.index, proc.pid)
         now = self._clock()
         running_for = now - replica.running_since if replica.running_since is not None else None
-        replica.proc = None
-        replica.ps = None
         replica.running_since = None
         replica.last_exit = describe_exit(code)
         if code != 0:
@@ -416,7 +354,8 @@ class Supervisor:
         if code in FATAL_WORKER_EXITS:
             replica.transition(S.FATAL, f"{describe_exit(code)}: not retried until 'fsctl start'")
             return
-        decision = replica.tracker.on_exit(now, running_for, _blamed_on_message(replica, proc.pid))
+        blamed = blamed_on_message(replica, replica.last_pid)
+        decision = replica.tracker.on_exit(now, running_for, blamed)
         if decision.fatal:
             replica.transition(S.FATAL, decision.reason)
             return
@@ -432,29 +371,3 @@ class Supervisor:
             if r.after_stop is AfterStop.RETIRE and r.proc is None
         ]:
             del runtime.replicas[index]
-
-
-def _blamed_on_message(replica: Replica, pid: int) -> bool:
-    """Whether the worker ``pid`` died calling a suspect message alone (and forget the mark)."""
-    marker = replica.suspect_marker
-    if marker is None:
-        return False
-    try:
-        holder = marker.read_text().strip()
-    except OSError:
-        return False
-    if holder != str(pid):
-        return False
-    marker.unlink(missing_ok=True)
-    return True
-
-
-def _hung(replica: Replica, now: float, heartbeat_timeout: float) -> bool:
-    """Nothing moves: no beat for ``heartbeat_timeout`` plus what the last beat announced.
-
-    A worker about to call its guest announces how long that call may take
-    (``busy_ms``, bounded by the function's time limit), so a guest working
-    inside its limits is not hung however long its limit is (docs/abi.md).
-    """
-    last = replica.last_heartbeat
-    return last is not None and now - last > heartbeat_timeout + replica.busy_for

@@ -19,8 +19,9 @@ from fscommon.protocol import (
     encode_event,
     heartbeat_fields,
 )
+from fsd.replica import Replica
 from fsd.restart_policy import RestartPolicy, RestartTracker
-from fsd.supervisor import Replica, _hung
+from fsd.worker_process import hung
 from fsworker.attempts import (
     AttemptLedger,
     holder_alive,
@@ -115,13 +116,13 @@ def test_heartbeat_busy_field():
 
 def test_a_replica_is_hung_only_after_its_announced_call_and_the_timeout():
     replica = Replica("f", 0, RestartTracker(RestartPolicy()))
-    assert not _hung(replica, 1000.0, 10.0)  # no beat yet: the ready timeout's business
+    assert not hung(replica, 1000.0, 10.0)  # no beat yet: the ready timeout's business
     replica.last_heartbeat = 100.0
-    assert not _hung(replica, 110.0, 10.0)
-    assert _hung(replica, 110.1, 10.0)
+    assert not hung(replica, 110.0, 10.0)
+    assert hung(replica, 110.1, 10.0)
     replica.busy_for = 21.0  # the beat announced a process_batch call of 21 x 1 s
-    assert not _hung(replica, 131.0, 10.0)
-    assert _hung(replica, 131.1, 10.0)
+    assert not hung(replica, 131.0, 10.0)
+    assert hung(replica, 131.1, 10.0)
 
 
 _OPEN_AT_ONCE = r"""
