@@ -12,8 +12,9 @@ the agent the latest registry snapshot and this member's replica status
 3. if it leads: step down at once when the broker fences a write, when the
    assignments topic holds a newer value by another leader, or when a live
    member claims a higher epoch; else recompute the assignment when members
-   or functions changed and publish it if it differs;
-4. if it does not lead: contend when leadership.decide() says so;
+   or functions changed and publish it if it differs (leader_role.py);
+4. if it does not lead: contend when leadership.decide() says so
+   (leader_role.py);
 5. heartbeat when due.
 
 Timings (a member is gone member_timeout after its last heartbeat arrived, at
@@ -34,28 +35,10 @@ from typing import Any
 
 import structlog
 
-from fsd.cluster.assignments import (
-    ASSIGNMENT_KEY,
-    AssignmentReader,
-    AssignmentRecord,
-    encode_assignment,
-)
-from fsd.cluster.leadership import (
-    ElectionAction,
-    ElectionInputs,
-    Leadership,
-    LeadershipLost,
-    decide,
-)
+from fsd.cluster.assignments import AssignmentReader
+from fsd.cluster.leader_role import LeaderRole, live_leader
 from fsd.cluster.membership import MemberInfo, MemberLoad, MembersChannel, MemberTable
-from fsd.cluster.scheduler import (
-    Assignment,
-    ClusterFunction,
-    change_reason,
-    moves,
-    replicas_of,
-    schedule,
-)
+from fsd.cluster.scheduler import ClusterFunction, replicas_of
 from fsd.cluster.view import ClusterView, Problems
 
 log = structlog.get_logger("fsd.cluster")
@@ -90,7 +73,6 @@ class ClusterAgent:
         self._interval = heartbeat_interval
         self._clock = clock
         self._tick = min(0.1, heartbeat_interval / 5)
-        self._warmup = min(member_timeout, 3 * heartbeat_interval)
         self._stall = member_timeout / 2
 
         self._lock = threading.Lock()
@@ -102,15 +84,20 @@ class ClusterAgent:
         self._thread: threading.Thread | None = None
 
         self._table = MemberTable(member_timeout)
-        self._leadership = Leadership(client, assignments_topic, member_id, member_timeout)
+        self._role = LeaderRole(
+            client,
+            assignments_topic,
+            member_id,
+            member_timeout,
+            heartbeat_interval,
+            clock,
+            error=self._error,
+            heartbeat_at=self._heartbeat_at,
+        )
         self._incarnation = secrets.token_hex(8)
         self._started_at = time.time()
         self._seq = 0
-        self._epoch = 0  # the epoch this member leads in (0: it does not lead)
-        self._record: AssignmentRecord | None = None  # the newest value we know of
-        self._inputs_done: tuple[frozenset[str], int] | None = None
         self._live_ids: frozenset[str] = frozenset()
-        self._exclusive_failing_since: float | None = None
         self._problems = Problems()
         self._members: MembersChannel | None = None
         self._assignments: AssignmentReader | None = None
@@ -134,10 +121,9 @@ class ClusterAgent:
                 f"{self._assignments_topic}: {exc}; check the Pulsar URL and the namespace"
             ) from exc
         now = self._clock()
-        self._watch_start = now
+        self._role.start(self._assignments, now)
         self._last_loop = now
         self._next_heartbeat = now
-        self._record = self._assignments.latest
         self._thread = threading.Thread(target=self._run, name="cluster-agent", daemon=True)
         self._thread.start()
         log.info("cluster member started", member_id=self.member_id, endpoint=self._endpoint)
@@ -184,23 +170,22 @@ class ClusterAgent:
             # likely inside the read: that silence is ours, not theirs. Heartbeats
             # read since we woke are newer than now - gap / 2 and keep their time.
             self._table.shift(gap, seen_before=now - gap / 2)
-            self._watch_start += gap
-            if self._exclusive_failing_since is not None:
-                self._exclusive_failing_since += gap
+            self._role.shift(gap)
             log.warning("cluster agent was paused", member_id=self.member_id, seconds=gap)
         assert self._assignments is not None
+        role = self._role
         if self._assignments.poll(0):
-            self._on_record(self._assignments.latest)
+            role.on_record(self._assignments.latest)
         now = self._clock()
         live = self._judge(now)
         with self._lock:
             functions, version = self._functions, self._functions_version
-        if self._epoch:
-            self._check_still_leader(live)
-        if not self._epoch and functions is not None:
-            self._contend(live, now)
-        if self._epoch and functions is not None:
-            self._reconcile(live, functions, version)
+        if role.epoch:
+            role.check_still_leader(live)
+        if not role.epoch and functions is not None:
+            role.contend(live, now)
+        if role.epoch and functions is not None:
+            role.reconcile(live, functions, version)
         if now >= self._next_heartbeat:
             self._heartbeat(now)
         self._publish_view(live)
@@ -249,8 +234,8 @@ class ClusterAgent:
             started_at=self._started_at,
             incarnation=self._incarnation,
             seq=self._seq,
-            leader=bool(self._epoch),
-            epoch=self._epoch,
+            leader=bool(self._role.epoch),
+            epoch=self._role.epoch,
             load=MemberLoad(replicas=len(status), cpu=_cpu_percent()),
             replicas=status,
         )
@@ -264,6 +249,10 @@ class ClusterAgent:
         except Exception as exc:  # queue full while the broker is away: next one retries
             self._error(f"heartbeat not sent: {exc!r}")
 
+    def _heartbeat_at(self, at: float) -> None:
+        # The role moves the next heartbeat when a term begins or ends.
+        self._next_heartbeat = at
+
     def _sent(self, result: Any, _msg_id: Any) -> None:
         # Called on a client thread: only record, never act.
         import pulsar
@@ -271,149 +260,18 @@ class ClusterAgent:
         if result != pulsar.Result.Ok:
             self._error(f"heartbeat not confirmed by the broker: {result}")
 
-    # -- leadership --------------------------------------------------------
-
-    def _on_record(self, record: AssignmentRecord | None) -> None:
-        if record is None or not record.newer_than(self._record):
-            return
-        self._record = record
-        if self._epoch and record.leader != self.member_id:
-            self._step_down(f"member {record.leader} wrote assignments with epoch {record.epoch}")
-
-    def _check_still_leader(self, live: Mapping[str, MemberInfo]) -> None:
-        for member_id, info in live.items():
-            if member_id != self.member_id and info.leader and info.epoch > self._epoch:
-                self._step_down(f"member {member_id} claims leadership with epoch {info.epoch}")
-                return
-
-    def _live_leader(self, live: Mapping[str, MemberInfo]) -> str | None:
-        claims = [(i.epoch, m) for m, i in live.items() if i.leader and m != self.member_id]
-        return max(claims)[1] if claims else None
-
-    def _contend(self, live: Mapping[str, MemberInfo], now: float) -> None:
-        watching = now - self._watch_start
-        if watching < self._warmup:
-            return
-        live_leader = self._live_leader(live)
-        if live_leader is not None:
-            self._exclusive_failing_since = None
-        failing = self._exclusive_failing_since
-        action = decide(
-            ElectionInputs(
-                member_id=self.member_id,
-                live=list(live),
-                live_leader=live_leader,
-                last_writer=self._record.leader if self._record else None,
-                watching_for=watching,
-                exclusive_failing_for=None if failing is None else now - failing,
-                member_timeout=self._timeout,
-            )
-        )
-        if action is ElectionAction.WAIT:
-            return
-        try:
-            acquired = self._leadership.acquire(action)
-        except Exception as exc:  # broker away: the next tick tries again
-            if self._error(f"cannot take the assignments producer: {exc!r}"):
-                log.warning(
-                    "cluster leadership attempt failed", member_id=self.member_id, error=repr(exc)
-                )
-            return
-        if not acquired:
-            if self._exclusive_failing_since is None:
-                self._exclusive_failing_since = now
-            return
-        self._exclusive_failing_since = None
-        assert self._assignments is not None
-        # Nobody else can write now: what we read is the last word before our term.
-        try:
-            self._assignments.catch_up()
-        except Exception as exc:  # cannot know the latest epoch: do not lead blind
-            self._leadership.release()
-            self._error(f"cannot read {self._assignments_topic} after taking leadership: {exc!r}")
-            return
-        self._on_record(self._assignments.latest)
-        base = self._record
-        self._epoch = (base.epoch if base else 0) + 1
-        previous = base.leader if base else None
-        log.warning(
-            "cluster leadership acquired",
-            member_id=self.member_id,
-            epoch=self._epoch,
-            mode=str(action),
-            previous_leader=previous,
-            reason="no live leader"
-            if action is ElectionAction.TRY_EXCLUSIVE
-            else f"fenced {previous or 'an unknown holder'}, silent for member_timeout",
-        )
-        self._inputs_done = None  # a new term always writes once, to state its epoch
-        self._next_heartbeat = now  # tell the others now
-
-    def _step_down(self, reason: str) -> None:
-        log.warning(
-            "cluster leadership lost", member_id=self.member_id, epoch=self._epoch, reason=reason
-        )
-        self._leadership.release()
-        self._epoch = 0
-        self._inputs_done = None
-        self._next_heartbeat = self._clock()
-
-    def _reconcile(
-        self,
-        live: Mapping[str, MemberInfo],
-        functions: Mapping[str, ClusterFunction],
-        version: int,
-    ) -> None:
-        inputs = (frozenset(live), version)
-        if inputs == self._inputs_done:
-            return
-        base = self._record
-        before: Assignment = dict(base.assignment) if base else {}
-        after = schedule(functions.values(), live, before)
-        first_of_term = base is None or base.epoch != self._epoch
-        if after == before and not first_of_term:
-            self._inputs_done = inputs
-            return
-        revision = 1 if first_of_term else base.revision + 1
-        record = AssignmentRecord(self.member_id, self._epoch, revision, after)
-        try:
-            self._leadership.publish(ASSIGNMENT_KEY, encode_assignment(record))
-        except LeadershipLost as exc:
-            self._step_down(str(exc))
-            return
-        except Exception as exc:  # broker away: retried next tick, still the holder
-            self._error(f"assignment not written: {exc!r}")
-            return
-        self._record = record
-        reason = (
-            "new leadership term"
-            if first_of_term or self._inputs_done is None
-            else change_reason(self._inputs_done, inputs)
-        )
-        self._inputs_done = inputs
-        changed = moves(before, after)
-        log.info(
-            "cluster reassignment",
-            member_id=self.member_id,
-            epoch=self._epoch,
-            revision=revision,
-            reason=reason,
-            moves=[
-                {"function": f, "replica": i, "from": old, "to": new} for f, i, old, new in changed
-            ],
-        )
-
     # -- view and teardown -------------------------------------------------
 
     def _publish_view(self, live: Mapping[str, MemberInfo]) -> None:
-        record = self._record
+        record = self._role.record
+        leading = bool(self._role.epoch)
         assignment = record.assignment if record else {}
-        leader = self.member_id if self._epoch else self._live_leader(live)
+        leader = self.member_id if leading else live_leader(live, self.member_id)
         self._view = ClusterView(
             member_id=self.member_id,
             members=MappingProxyType(dict(live)),
             leader_id=leader,
-            is_leader=bool(self._epoch),
+            is_leader=leading,
             epoch=record.epoch if record else 0,
             assignment=MappingProxyType(
                 {n: MappingProxyType(dict(p)) for n, p in assignment.items()}
@@ -427,10 +285,7 @@ class ClusterAgent:
         return self._problems.note(message, self._clock())
 
     def _leave(self) -> None:
-        if self._epoch:
-            log.warning("cluster leadership released", member_id=self.member_id, reason="stop")
-        self._leadership.release()
-        self._epoch = 0
+        self._role.leave()
         try:
             assert self._members is not None
             self._members.send_tombstone()
