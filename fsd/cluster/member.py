@@ -3,7 +3,7 @@
 fsd's main loop talks to the cluster only through this object and only
 without blocking on the network: the registry is a TableView (reads are
 local), packages are fetched on a background thread, and membership,
-leadership and assignments run in the agent's thread (agent.py). Each tick
+leadership and assignments run in the agent's thread (agent.py, leader_role.py). Each tick
 the loop hands over the registry and its replicas' status and reads back
 the current view.
 """
