@@ -2,14 +2,13 @@
 
 It owns the registry, package store, embedded broker, control server, the
 worker event socket and the supervisor, and restores every registered
-function at start.
+function at start. It wires them together and runs the loop; what each part
+does lives in its own module (e.g. fsd/load_watch.py for the per-tick load
+watching, fsd/worker_specs.py for what a worker is spawned with).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import zmq
 
-from fscommon.protocol import MAX_EVENT_BYTES, ProtocolError, decode_event
 from fscommon.worker_spec import WorkerSpec
 from fsd import dead_letters
 from fsd.autoscaler import Autoscaler
@@ -29,8 +27,10 @@ from fsd.config import FsdConfig
 from fsd.control_access import EndpointInUse
 from fsd.control_server import ControlServer
 from fsd.function_spec import FunctionSpec
+from fsd.function_state import check_state_store, purge_state, state_path
 from fsd.functions import FunctionService
 from fsd.handlers import make_handlers
+from fsd.load_watch import LoadWatch
 from fsd.metrics import MetricsServer, parse_endpoint
 from fsd.module_compiler import ModuleCompiler
 from fsd.notices import Notices
@@ -39,8 +39,10 @@ from fsd.registry import Registry, RegistryBackend
 from fsd.replica import Replica
 from fsd.replica_state import ReplicaState
 from fsd.sd_notify import Notifier
-from fsd.stall import StallDetector
+from fsd.signal_wakeup import SignalWakeup
 from fsd.supervisor import Supervisor
+from fsd.worker_events import WorkerEvents
+from fsd.worker_specs import build_worker_spec
 from fsworker.engine import new_engine
 
 if TYPE_CHECKING:
@@ -49,11 +51,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("fsd")
 
 TICK_MS = 100
-
-
-def subscription_name(function: str) -> str:
-    """The Shared subscription a function's replicas consume with."""
-    return f"fs-{function}"
 
 
 class Daemon:
@@ -87,16 +84,15 @@ class Daemon:
         self.backlog: BacklogPoller | None = None
         self.admin_url: str | None = None
         self._stop_requested = False
-        self._ctx: zmq.Context | None = None
         self.notices: Notices | None = None
         self.metrics: MetricsServer | None = None
         self.autoscaler: Autoscaler | None = None
+        self.load_watch: LoadWatch | None = None
         self._specs: list[FunctionSpec] = []
-        self.stalls = StallDetector(config.stall_timeout)
 
     def state_path(self, function: str) -> Path:
         """The function's state database (kept after delete unless purged)."""
-        return self.config.state_dir / "state" / f"{function}.sqlite3"
+        return state_path(self.config.state_dir, function)
 
     def engine(self, fuel: bool) -> Any:
         """The wasmtime engine for functions with fuel metering on or off."""
@@ -146,16 +142,7 @@ class Daemon:
 
     def purge_state(self, name: str) -> None:
         """Remove a deleted function's state ('fsctl delete --purge'); StateError if it cannot."""
-        from fsworker.state_store import open_state_store
-
-        url = self.config.state_url
-        if not url and not self.state_path(name).exists():
-            return
-        store = open_state_store(name, path=self.state_path(name), url=url, lock_timeout_ms=200)
-        try:
-            store.purge()
-        finally:
-            store.close()
+        purge_state(name, self.state_path(name), self.config.state_url)
 
     def _busy(self, name: str) -> str | None:
         runtime = self.supervisor.functions.get(name)
@@ -169,127 +156,34 @@ class Daemon:
             self.notices.replica(replica, old, new, reason)
 
     def _worker_spec(self, spec: FunctionSpec, replica: int) -> WorkerSpec:
-        return WorkerSpec(
-            function=spec.name,
-            replica=replica,
-            wasm_path=str(self.packages.path(spec.package)),
-            wasm_sha256=spec.package,
-            kind=spec.kind,
-            inputs=list(spec.inputs),
-            output=spec.output,
-            subscription=subscription_name(spec.name),
+        return build_worker_spec(
+            self.config,
+            spec,
+            replica,
+            wasm_path=self.packages.path(spec.package),
+            cache_dir=self.compiled_dir,
+            state_path=self.state_path(spec.name),
             pulsar_url=self.pulsar_url,
-            events_endpoint=self.config.events_endpoint,
-            cache_dir=str(self.compiled_dir),
-            parent_pid=os.getpid(),
-            log_level=self.config.log_level,
-            config=dict(spec.config),
-            options=dict(spec.options),
-            # A shared PostgreSQL store (state_url) wins over the per-host SQLite file.
-            state_path=None if self.config.state_url else str(self.state_path(spec.name)),
-            state_url=self.config.state_url,
-            attempts_path=str(self.config.state_dir / "attempts" / f"{spec.name}.sqlite3"),
             member=self.cluster.member_id if self.cluster is not None else None,
-            # Several beats per timeout, so one late beat is not a hang.
-            heartbeat_interval=min(1.0, self.config.heartbeat_timeout / 5),
-            stop_timeout=self.config.stop_timeout,
         )
-
-    def _check_state_store(self) -> str | None:
-        """At start: None if the state store is usable, else the one-line reason."""
-        if not self.config.state_url:
-            return None
-        from fsworker.state_postgres import check_reachable
-        from fsworker.state_store import StateError
-
-        try:
-            check_reachable(self.config.state_url)
-        except StateError as exc:
-            return str(exc)
-        return None
 
     def run(self) -> int:
         """Start everything, serve until SIGTERM/SIGINT, stop everything; return exit code."""
         # Before anything starts: replicas could not keep state without the store.
-        problem = self._check_state_store()
+        problem = check_state_store(self.config.state_url)
         if problem is not None:
             log.error(problem)
             print(f"fsd: {problem}", file=sys.stderr, flush=True)
             return 1
-        wake_r, wake_w = socket.socketpair()
-        wake_r.setblocking(False)
-        wake_w.setblocking(False)
-        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-
-        def request_stop(signum: int, _frame: object) -> None:
-            self._stop_requested = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        # SIGCHLD only needs to wake the poller (via the wakeup fd); the loop reaps.
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        wakeup = SignalWakeup(on_stop=self._request_stop)
         # Read (and hide from workers and the JVM) systemd's NOTIFY_SOCKET/WATCHDOG_USEC.
         notifier = Notifier.from_environment()
-
-        # Claim the endpoint first: a second fsd must fail before it touches the broker.
-        # Requests that arrive while the broker starts wait in the socket.
-        self._ctx = zmq.Context()
-        self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
-        control = ControlServer(
-            self._ctx,
-            self.config.endpoint,
-            make_handlers(self),
-            group=self.config.control_group,
-            curve=self.config.curve_server(),
-            max_request_bytes=self.config.max_request_bytes,
-        )
-        try:
-            self._start_metrics()
-        except BaseException:
-            control.close()
-            self._ctx.term()
-            raise
-        if not self.config.pulsar_url:
-            notifier.status("starting the embedded Pulsar standalone")
-            self.broker = EmbeddedPulsar(
-                data_dir=self.config.state_dir / "pulsar",
-                broker_port=self.config.pulsar_port,
-                web_port=self.config.pulsar_web_port,
-                heap=self.config.pulsar_heap,
-            )
-            try:
-                self.broker.start()
-                self.broker.wait_ready()
-            except BaseException:
-                self.broker.stop()
-                control.close()
-                self._ctx.term()
-                raise
-            self.pulsar_url = self.broker.url
-            # From here on a dead broker is restarted step by step from the loop.
-            self.broker_keeper = EmbeddedBrokerKeeper(self.broker)
-
-        events = self._ctx.socket(zmq.PULL)
-        events.setsockopt(zmq.LINGER, 0)
-        events.setsockopt(zmq.MAXMSGSIZE, MAX_EVENT_BYTES)
-        events_path = Path(self.config.events_endpoint[len("ipc://") :])
-        events_path.unlink(missing_ok=True)
-        events.bind(self.config.events_endpoint)
-        os.chmod(events_path, 0o600)
-        self.notices = Notices(
-            self._ctx, self.config.transitions_endpoint, self.config.control_group
-        )
-
-        self.admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
-        if self.admin_url:
-            self.backlog = BacklogPoller(self.admin_url, self.config.autoscale_interval)
-            self.backlog.start()
-
-        if self.config.cluster:
-            self._join_cluster()
-        self.autoscaler = Autoscaler(
-            self.functions, self.replica_views, self.backlog, self.notices.scale
-        )
+        ctx = zmq.Context()
+        control = self._open_control(ctx)
+        self._start_broker(notifier, ctx, control)
+        events = WorkerEvents(ctx, self.config.events_endpoint)
+        self.notices = Notices(ctx, self.config.transitions_endpoint, self.config.control_group)
+        self._start_watchers(self.notices)
         restored = self.functions.all()
         notifier.status(f"restoring {len(restored)} function(s)")
         for spec in restored:
@@ -305,106 +199,159 @@ class Daemon:
         poller.register(control.socket, zmq.POLLIN)
         if control.zap_socket is not None:
             poller.register(control.zap_socket, zmq.POLLIN)
-        poller.register(events, zmq.POLLIN)
-        poller.register(wake_r.fileno(), zmq.POLLIN)
-        shutdown_deadline: float | None = None
+        poller.register(events.socket, zmq.POLLIN)
+        poller.register(wakeup.fileno(), zmq.POLLIN)
         try:
-            while True:
-                # Wake up for the next restart or kill, not just on the tick.
-                timeout = TICK_MS
-                deadline = self.supervisor.next_deadline()
-                if deadline is not None:
-                    until = (deadline - time.monotonic()) * 1000
-                    timeout = int(min(TICK_MS, max(0.0, until)))
-                ready = dict(poller.poll(timeout))
-                notifier.pet_watchdog()
-                if wake_r.fileno() in ready:
-                    _drain(wake_r)
-                if control.zap_socket is not None and control.zap_socket in ready:
-                    control.handle_zap()
-                if control.socket in ready:
-                    control.handle_readable()
-                if events in ready:
-                    self._drain_events(events)
-                self.reconcile()
-                self.supervisor.tick()
-                control.poll_pending()
-                self._watch_load()
-                if self.broker_keeper is not None and not self._stop_requested:
-                    self.broker_keeper.step()
-                if self._stop_requested and shutdown_deadline is None:
-                    log.info("stopping: asking every worker to drain and exit")
-                    notifier.stopping("draining workers")
-                    self.supervisor.stop_all()
-                    shutdown_deadline = time.monotonic() + self.config.stop_timeout + 5
-                if shutdown_deadline is not None and (
-                    self.supervisor.all_stopped() or time.monotonic() > shutdown_deadline
-                ):
-                    break
+            self._serve(poller, wakeup, control, events, notifier)
         finally:
-            if self.metrics is not None:
-                self.metrics.stop()
-            if self.backlog is not None:
-                self.backlog.stop()
-            control.close()
-            events.close()
-            events_path.unlink(missing_ok=True)
-            if self.notices is not None:
-                self.notices.close()
-                self.notices = None
-            self._ctx.term()
-            if self.broker_keeper is not None:
-                self.broker_keeper.close()
-            if self.broker is not None:
-                self.broker.stop()
-            self.compiler.close()
-            dead_letters.shutdown()
-            if self.cluster is not None:
-                self.cluster.close()  # closes the cluster's registry too
-            elif self.functions.registry is not None:
-                self.functions.registry.close()
+            self._shutdown(ctx, control, events)
         log.info("fsd stopped")
         return 0
 
-    def _watch_load(self) -> None:
-        """Backlog targets, autoscaling decisions and the metrics snapshot (every tick)."""
-        specs = self._specs  # read by this tick's reconcile
-        if self.backlog is not None:
-            # Every registered function: a cluster's leader decides for replicas elsewhere too.
-            self.backlog.set_targets(
-                [(s.name, tuple(s.inputs), subscription_name(s.name)) for s in specs]
-            )
-            self._watch_stalls(specs)
-        if self.autoscaler is not None:
-            deciding = self.cluster is None or self.cluster.view.is_leader
-            self.autoscaler.tick(specs, deciding)
-        if self.metrics is not None:
-            self.metrics.refresh(self.supervisor, self.backlog, specs, self.autoscaler)
+    def _request_stop(self) -> None:
+        """SIGTERM/SIGINT (in the signal handler): the loop stops on its next turn."""
+        self._stop_requested = True
 
-    def _watch_stalls(self, specs: list[FunctionSpec]) -> None:
-        """Restart local replicas that take nothing while their backlog waits (fsd/stall.py)."""
-        assert self.backlog is not None
-        now = time.monotonic()
-        for spec in specs:
-            runtime = self.supervisor.functions.get(spec.name)
-            replicas = runtime.ordered() if runtime is not None else []
-            running = [r for r in replicas if r.state is ReplicaState.RUNNING]
-            sample = self.backlog.sample(spec.name)
-            backlog = sample[0] if sample is not None else None
-            if backlog is not None:  # messages held for delayed delivery are not a stall
-                backlog -= self.backlog.delayed(spec.name)
-            progress = tuple((r.pid, r.counters.get("received", 0)) for r in running)
-            busy = any(r.busy_for > 0 for r in running) or len(running) < len(replicas)
-            # A nacked message waits retry_delay_ms before it comes back: not a stall either.
-            patience = 2 * spec.options.get("retry_delay_ms", 0) / 1000
-            if self.stalls.observe(spec.name, now, backlog, progress, busy, patience):
-                reason = (
-                    f"no message taken for {self.stalls.timeout:.0f}s while {backlog} wait(s) "
-                    f"on the subscription; restarting (stall_timeout)"
-                )
-                log.warning("replicas stalled", function=spec.name, backlog=backlog)
-                self.supervisor.restart_stalled(spec.name, reason)
-        self.stalls.forget({s.name for s in specs})
+    def _open_control(self, ctx: zmq.Context) -> ControlServer:
+        """Bind the control endpoint, then serve /metrics (raises EndpointInUse)."""
+        # Claim the endpoint first: a second fsd must fail before it touches the broker.
+        # Requests that arrive while the broker starts wait in the socket.
+        self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
+        control = ControlServer(
+            ctx,
+            self.config.endpoint,
+            make_handlers(self),
+            group=self.config.control_group,
+            curve=self.config.curve_server(),
+            max_request_bytes=self.config.max_request_bytes,
+        )
+        try:
+            self._start_metrics()
+        except BaseException:
+            control.close()
+            ctx.term()
+            raise
+        return control
+
+    def _start_broker(self, notifier: Notifier, ctx: zmq.Context, control: ControlServer) -> None:
+        """Start the embedded Pulsar unless pulsar_url names one; wait until it is ready."""
+        if self.config.pulsar_url:
+            return
+        notifier.status("starting the embedded Pulsar standalone")
+        self.broker = EmbeddedPulsar(
+            data_dir=self.config.state_dir / "pulsar",
+            broker_port=self.config.pulsar_port,
+            web_port=self.config.pulsar_web_port,
+            heap=self.config.pulsar_heap,
+        )
+        try:
+            self.broker.start()
+            self.broker.wait_ready()
+        except BaseException:
+            self.broker.stop()
+            control.close()
+            ctx.term()
+            raise
+        self.pulsar_url = self.broker.url
+        # From here on a dead broker is restarted step by step from the loop.
+        self.broker_keeper = EmbeddedBrokerKeeper(self.broker)
+
+    def _start_watchers(self, notices: Notices) -> None:
+        """Backlog poller, cluster membership, autoscaler and the per-tick load watch."""
+        self.admin_url = self.config.admin_url(self.broker.web_port if self.broker else None)
+        if self.admin_url:
+            self.backlog = BacklogPoller(self.admin_url, self.config.autoscale_interval)
+            self.backlog.start()
+
+        if self.config.cluster:
+            self._join_cluster()
+        self.autoscaler = Autoscaler(
+            self.functions, self.replica_views, self.backlog, notices.scale
+        )
+        self.load_watch = LoadWatch(
+            self.supervisor,
+            self.backlog,
+            self.autoscaler,
+            self.metrics,
+            self.config.stall_timeout,
+            # Alone, this fsd decides; in a cluster only the leader does, for every member.
+            deciding=lambda: self.cluster is None or self.cluster.view.is_leader,
+        )
+
+    def _poll_timeout(self) -> int:
+        """Milliseconds to poll: one tick, or less if a restart or kill is due sooner."""
+        # Wake up for the next restart or kill, not just on the tick.
+        timeout = TICK_MS
+        deadline = self.supervisor.next_deadline()
+        if deadline is not None:
+            until = (deadline - time.monotonic()) * 1000
+            timeout = int(min(TICK_MS, max(0.0, until)))
+        return timeout
+
+    def _serve(
+        self,
+        poller: zmq.Poller,
+        wakeup: SignalWakeup,
+        control: ControlServer,
+        events: WorkerEvents,
+        notifier: Notifier,
+    ) -> None:
+        """The main loop: poll, handle what is ready, tick; return once stopping is done."""
+        shutdown_deadline: float | None = None
+        while True:
+            ready = dict(poller.poll(self._poll_timeout()))
+            notifier.pet_watchdog()
+            if wakeup.fileno() in ready:
+                wakeup.drain()
+            if control.zap_socket is not None and control.zap_socket in ready:
+                control.handle_zap()
+            if control.socket in ready:
+                control.handle_readable()
+            if events.socket in ready:
+                events.drain(self.supervisor.on_event)
+            self._tick(control)
+            if self._stop_requested and shutdown_deadline is None:
+                log.info("stopping: asking every worker to drain and exit")
+                notifier.stopping("draining workers")
+                self.supervisor.stop_all()
+                shutdown_deadline = time.monotonic() + self.config.stop_timeout + 5
+            if shutdown_deadline is not None and (
+                self.supervisor.all_stopped() or time.monotonic() > shutdown_deadline
+            ):
+                break
+
+    def _tick(self, control: ControlServer) -> None:
+        """Once per turn of the loop: reconcile, supervise, answer, watch load, keep the broker."""
+        self.reconcile()
+        self.supervisor.tick()
+        control.poll_pending()
+        if self.load_watch is not None:
+            self.load_watch.tick(self._specs)  # the specs this tick's reconcile read
+        if self.broker_keeper is not None and not self._stop_requested:
+            self.broker_keeper.step()
+
+    def _shutdown(self, ctx: zmq.Context, control: ControlServer, events: WorkerEvents) -> None:
+        """Stop everything run() started, in order: servers, sockets, broker, stores."""
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.backlog is not None:
+            self.backlog.stop()
+        control.close()
+        events.close()
+        if self.notices is not None:
+            self.notices.close()
+            self.notices = None
+        ctx.term()
+        if self.broker_keeper is not None:
+            self.broker_keeper.close()
+        if self.broker is not None:
+            self.broker.stop()
+        self.compiler.close()
+        dead_letters.shutdown()
+        if self.cluster is not None:
+            self.cluster.close()  # closes the cluster's registry too
+        elif self.functions.registry is not None:
+            self.functions.registry.close()
 
     def _join_cluster(self) -> None:
         """Open the cluster's stores and start the agent (raises ClusterUnavailable)."""
@@ -430,24 +377,3 @@ class Daemon:
                 f"choose another metrics_endpoint or set it to 'off'"
             ) from None
         self.metrics = server
-
-    def _drain_events(self, events: zmq.Socket) -> None:
-        while True:
-            try:
-                frame = events.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                event = decode_event(frame)
-            except ProtocolError as exc:
-                log.warning("bad worker event", error=exc.message)
-                continue
-            self.supervisor.on_event(event)
-
-
-def _drain(sock: socket.socket) -> None:
-    try:
-        while sock.recv(4096):
-            pass
-    except BlockingIOError:
-        pass
