@@ -74,7 +74,7 @@ from perf.tp_paths import (  # noqa: E402
     throughput_fs,
     throughput_raw,
 )
-from perf.tp_report import LATENCY_RATE, RAW, _med, _num, print_report  # noqa: E402
+from perf.tp_report import HAND, LATENCY_RATE, RAW, _med, _num, print_report  # noqa: E402
 from tests.helpers import Fsd, free_port  # noqa: E402
 from tests.streams import client as pulsar_client  # noqa: E402
 from tests.wasm_fixtures import BATCH_ECHO  # noqa: E402
@@ -165,6 +165,7 @@ def throughput_all(env: Env, opts: argparse.Namespace, doc: dict[str, Any]) -> N
     ):
         if payload == "JSON":
             paths.append((raw_json, lambda: throughput_raw(env, "JSON")))
+            paths.append((f"{HAND}, JSON", lambda: throughput_raw(env, "JSON", "basic")))
         for r in opts.replicas:
             name = f"{label}, {r} replica{'s' if r > 1 else ''}"
             paths.append((name, lambda r=r, w=wasm, p=payload: throughput_fs(env, w, p, r)))

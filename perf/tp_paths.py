@@ -121,14 +121,14 @@ class Env:
         self.broker_pid = broker.pid
 
 
-def throughput_raw(env: Env, payload: str) -> dict[str, float | None]:
-    """Drain N pre-filled messages through the raw pass-through process."""
+def throughput_raw(env: Env, payload: str, job: str = "pass") -> dict[str, float | None]:
+    """Drain N pre-filled messages through the raw pass-through process (``job``: tp_raw)."""
     base = unique("tp-raw")
     topic, output = f"{base}-in", f"{base}-out"
     try:
         fill = prefill(env.client, topic, env.n, PAYLOADS[payload])
         drain = Drain(env.admin, output, env.n, env.broker_pid)
-        proc = PassThrough(env.broker.url, topic, output)
+        proc = PassThrough(env.broker.url, topic, output, job)
         try:
             drain.run(proc.started, lambda: [proc.proc.pid], proc.check)
         finally:

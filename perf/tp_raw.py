@@ -5,6 +5,10 @@ client, consumer and producer settings and the same batch shape (receive one,
 take up to 1000 queued, ``send_async`` each, ``flush``, then acknowledge each),
 no wasm, no fsd, no per-message metadata. It stays this naive on purpose: it is
 the "hand-written client loop" the replica is measured against.
+
+With the job ``basic`` the same loop does what examples/basic does, in Python
+(parse the JSON person, money + 1, serialize): the hand-written loop issue 15
+was filed against, the one a user would write instead of a function.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from perf.harness import BenchError
 PASS_THROUGH = r"""
 import json, os, signal, sys, time
 import pulsar
-url, topic, subscription, output = sys.argv[1:5]
+url, topic, subscription, output, job = sys.argv[1:6]
+loads, dumps = json.loads, json.dumps
+def basic(data):
+    person = loads(data)
+    expected = person.get("expected")
+    return dumps({"name": person["name"], "money": person["money"] + 1,
+                  "expected": 0 if expected is None else expected},
+                 separators=(",", ":"), ensure_ascii=False).encode()
 stop = False
 def on_term(*_):
     global stop
@@ -54,8 +65,12 @@ while not stop:
             batch.append(receive(0))
         except pulsar.Timeout:
             break
-    for msg in batch:
-        send(msg.data(), None)
+    if job == "basic":
+        for msg in batch:
+            send(basic(msg.data()), None)
+    else:
+        for msg in batch:
+            send(msg.data(), None)
     t = time.monotonic()
     producer.flush()
     flushing += time.monotonic() - t
@@ -74,12 +89,12 @@ os._exit(0)
 
 
 class PassThrough:
-    """The raw pass-through loop in its own process."""
+    """The raw pass-through loop in its own process (``job``: "pass" or "basic")."""
 
-    def __init__(self, url: str, topic: str, output: str) -> None:
+    def __init__(self, url: str, topic: str, output: str, job: str = "pass") -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", PASS_THROUGH, url, topic, "raw", output],
+            [sys.executable, "-c", PASS_THROUGH, url, topic, "raw", output, job],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

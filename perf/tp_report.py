@@ -7,6 +7,8 @@ from typing import Any
 LATENCY_RATE = 1000  # msg/s
 LATENCY_WARMUP_S = 2.0
 RAW = "raw pass-through"
+# The hand-written loop doing examples/basic's job in Python (perf/tp_raw.py, job "basic").
+HAND = "hand-written loop, basic in Python"
 
 
 def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
@@ -108,6 +110,7 @@ def _print_throughput(doc: dict[str, Any]) -> None:
                 f"{_num(_med(res, 'msg/s (own: first receive to last ack)'))} msg/s; pre-fill "
                 f"{_num(_med(res, 'pre-fill msg/s'))} msg/s)"
             )
+    _print_same_job(doc)
     print(
         "  (CPU us/msg: the measured process(es), i.e. the pass-through process or all replicas; "
         "broker: the Pulsar JVM;\n   total: the two together; rest: everything else on the "
@@ -115,6 +118,21 @@ def _print_throughput(doc: dict[str, Any]) -> None:
         "window; msg/entry: output messages per entry the broker wrote (its producer batches))"
     )
     print()
+
+
+def _print_same_job(doc: dict[str, Any]) -> None:
+    """FS basic against the hand-written loop that does the same job (issue 15's comparison)."""
+    tp = doc["throughput"]
+    hand = _med(tp.get(f"{HAND}, JSON", {}), "msg/s (10-90 %)")
+    if hand is None:
+        return
+    for label, res in tp.items():
+        steady = _med(res, "msg/s (10-90 %)")
+        if label.startswith("FS basic JSON") and steady is not None:
+            print(
+                f"  ({label}: {100 * steady / hand:.0f} % of the {HAND} "
+                f"(parse, money + 1, serialize, same client settings))"
+            )
 
 
 def _print_latency(doc: dict[str, Any]) -> None:
