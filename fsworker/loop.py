@@ -98,6 +98,7 @@ class ProcessingLoop:
             else None
         )
         self._next_beat = 0.0
+        self._reported: dict[str, int] = {}  # the counters of the last beat
         self._covered_until = 0.0  # the last beat announced guest calls up to this time
         if options.timeout_ms is not None:
             guest.before_call = self._cover
@@ -137,6 +138,7 @@ class ProcessingLoop:
     def _beat(self, now: float) -> None:
         self._link.send(EventKind.HEARTBEAT, **self.heartbeat(max(0.0, self._covered_until - now)))
         self._next_beat = now + self._heartbeat_interval
+        self._reported = self.counters.as_dict()
 
     def _cover(self, seconds: float) -> None:
         """Before a guest call that may take ``seconds``: make sure fsd was told.
@@ -158,6 +160,12 @@ class ProcessingLoop:
             batch = self._take_batch()
             if batch:
                 self._handle(batch)
+            elif not self._committer.pending and self.counters.as_dict() != self._reported:
+                # Gone idle (nothing arrived for RECEIVE_TIMEOUT_MS, nothing awaits its
+                # confirmation) with counts fsd has not seen: send them now, so `fsctl status`
+                # right after a burst shows it processed, not up to an interval later. At most
+                # one such beat per idle wait, and none under load.
+                self._beat(time.monotonic())
         self._committer.settle()
         if self._ledger is not None:
             self._ledger.close()
