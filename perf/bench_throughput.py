@@ -8,7 +8,9 @@ the same broker:
    fixed time, then consume that backlog;
 2. the raw at-least-once pass-through ceiling: a plain pulsar-client consumer ->
    producer loop in one separate process (no wasm), batched like fsworker
-   (receive one, take up to 1000 queued, send_async each, flush, then ack);
+   (receive one, take up to 1000 queued, send_async each, flush, then ack), and
+   the same loop doing examples/basic's job in Python (the hand-written loop a
+   user would write instead of a function);
 3. Function Stream draining the same pre-filled backlog through a bytes echo
    function (100 B, to compare with 2. directly) and examples/basic (JSON
    records of about 40 B) at 1, 2 and 4 replicas;

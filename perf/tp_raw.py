@@ -22,12 +22,8 @@ from typing import Any
 
 from perf.harness import BenchError
 
-# fsworker's loop without wasm and without fsd: the same client, consumer and producer
-# settings (fsworker/pulsar_io.py) and the same batch shape (fsworker/loop.py).
-PASS_THROUGH = r"""
-import json, os, signal, sys, time
-import pulsar
-url, topic, subscription, output, job = sys.argv[1:6]
+# examples/basic's job in plain Python, as a user would write it (no checks: the records are good).
+BASIC_JOB = r"""
 loads, dumps = json.loads, json.dumps
 def basic(data):
     person = loads(data)
@@ -35,7 +31,18 @@ def basic(data):
     return dumps({"name": person["name"], "money": person["money"] + 1,
                   "expected": 0 if expected is None else expected},
                  separators=(",", ":"), ensure_ascii=False).encode()
-stop = False
+"""
+
+# fsworker's loop without wasm and without fsd: the same client, consumer and producer
+# settings (fsworker/pulsar_io.py) and the same batch shape (fsworker/loop.py).
+PASS_THROUGH = (
+    r"""
+import json, os, signal, sys, time
+import pulsar
+url, topic, subscription, output, job = sys.argv[1:6]
+"""
+    + BASIC_JOB
+    + r"""stop = False
 def on_term(*_):
     global stop
     stop = True
@@ -86,6 +93,7 @@ producer.close()
 client.close()
 os._exit(0)
 """
+)
 
 
 class PassThrough:
