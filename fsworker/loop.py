@@ -203,41 +203,51 @@ class ProcessingLoop:
             ledger.begin(list(zip(mids, attempts, strict=True)))
             self._run(batch, attempts, mids=mids)
             return
-        limit = self._options.max_retries + 1
-        normal: list[tuple[pulsar.Message, bytes, int]] = []
-        suspects: list[tuple[pulsar.Message, bytes, int]] = []
+        # Topic order, suspects in their places: effectively-once keeps an output only if
+        # its sequence id (the input's position) is above every one published before it,
+        # and the suspects usually come first (redelivered from where the dead worker was).
+        whole = not any(mid in known for mid in mids)  # no suspect: cumulative acks allowed
+        run: list[tuple[pulsar.Message, bytes, int]] = []
         for msg, mid in zip(batch, mids, strict=True):
             seen = known.get(mid)
             if seen is None:
-                normal.append((msg, mid, self._redeliveries(msg) + 1))
-            else:
-                suspects.append((msg, mid, max(seen, self._redeliveries(msg)) + 1))
-        if normal:
-            ledger.begin([(mid, n) for _, mid, n in normal])
-            whole = not suspects  # suspects may come earlier on the topic
-            self._run(
-                [m for m, _, _ in normal],
-                [n for _, _, n in normal],
-                whole=whole,
-                mids=[mid for _, mid, _ in normal],
-            )
-        # A suspect goes alone: if it kills the worker again, only it is blamed.
-        for msg, mid, attempt in suspects:
-            if attempt > limit:
-                # Every attempt it was given ended with the worker dying.
-                error = (
-                    f"the worker process died while this message was in flight (a native "
-                    f"crash, an abort, or a kill after a hang); {attempt - 1} attempts in all"
-                )
-                self._run(
-                    [msg], [attempt - 1], {0: (ErrorKind.CRASH, error)}, whole=False, sync=True
-                )
-                ledger.settle(mid, None)
+                run.append((msg, mid, self._redeliveries(msg) + 1))
                 continue
-            ledger.begin([(mid, attempt)])
-            with ledger.suspect_call():
-                retried = self._run([msg], [attempt], whole=False, sync=True, mids=[mid])
-            ledger.settle(mid, attempt if retried else None)
+            self._run_innocent(ledger, run, whole)
+            run = []
+            self._run_suspect(ledger, msg, mid, max(seen, self._redeliveries(msg)) + 1)
+        self._run_innocent(ledger, run, whole)
+
+    def _run_innocent(
+        self, ledger: AttemptLedger, run: list[tuple[pulsar.Message, bytes, int]], whole: bool
+    ) -> None:
+        """Messages no dead worker had in hand, as one batch."""
+        if run:
+            ledger.begin([(mid, n) for _, mid, n in run])
+            self._run(
+                [m for m, _, _ in run],
+                [n for _, _, n in run],
+                whole=whole,
+                mids=[mid for _, mid, _ in run],
+            )
+
+    def _run_suspect(
+        self, ledger: AttemptLedger, msg: pulsar.Message, mid: bytes, attempt: int
+    ) -> None:
+        """A suspect goes alone: if it kills the worker again, only it is blamed."""
+        if attempt > self._options.max_retries + 1:
+            # Every attempt it was given ended with the worker dying.
+            error = (
+                f"the worker process died while this message was in flight (a native "
+                f"crash, an abort, or a kill after a hang); {attempt - 1} attempts in all"
+            )
+            self._run([msg], [attempt - 1], {0: (ErrorKind.CRASH, error)}, whole=False, sync=True)
+            ledger.settle(mid, None)
+            return
+        ledger.begin([(mid, attempt)])
+        with ledger.suspect_call():
+            retried = self._run([msg], [attempt], whole=False, sync=True, mids=[mid])
+        ledger.settle(mid, attempt if retried else None)
 
     def _attempts(self, batch: list[pulsar.Message]) -> list[int]:
         """The attempt number of each message of the batch (1 for a first delivery)."""

@@ -36,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -195,7 +196,8 @@ def _soak(opts: argparse.Namespace, guarantee: str, fsd: Fsd, workdir: Path) -> 
     )
     seen = collector.collect_until(opts.messages, opts.collect_timeout, quiet=5.0)
     collector.close()
-    missing, duplicates = report(seen, opts.messages)
+    with contextlib.redirect_stdout(sys.stderr):  # its summary line: progress, not the report
+        missing, duplicates = report(seen, opts.messages)
     status = fsd.status(name)
     fsd.stop()
     result = {
