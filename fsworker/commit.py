@@ -119,6 +119,7 @@ class Committer:
         host: HostContext | None = None,
         marks: DoneMarks | None = None,
         after_publish: Callable[[], None] | None = None,
+        rewind: bool = False,
     ) -> None:
         self._io = io
         self._consumer = consumer
@@ -130,6 +131,9 @@ class Committer:
         self._host = host
         self._marks = marks
         self._after_publish = after_publish  # a test hook: runs between confirmation and acks
+        # effectively-once: a batch that did not make it is redelivered by rewinding the
+        # subscription, so nothing after it is taken (and published) before it comes back.
+        self._rewind = rewind
         self._pending: deque[_Pending] = deque()  # oldest first
         self._in_flight = 0  # inputs of the pending batches
         # Failover: ids (serialized) per topic handed back for redelivery and not yet settled.
@@ -238,7 +242,12 @@ class Committer:
     def _hand_back(self, result: BatchResult, why: str) -> int:
         """The batch's outputs or state did not make it: redeliver every input."""
         log.error(why + "; redelivering")
-        if not self._at_most_once:
+        rewind = getattr(self._consumer, "redeliver_unacknowledged_messages", None)
+        if self._rewind and rewind is not None:
+            # Its outputs' sequence ids must stay ahead of everything after it (docs/guarantees.md):
+            # the Failover subscription starts again from the oldest unacknowledged message.
+            rewind()
+        elif not self._at_most_once:
             self._note_awaiting(result.batch)
             nack = self._consumer.negative_acknowledge
             for msg in result.batch:

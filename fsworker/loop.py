@@ -47,6 +47,7 @@ from fsworker.pulsar_fast import receiver
 from fsworker.pulsar_io import PulsarIO
 from fsworker.records import dead_letter, message_meta
 from fsworker.redeliveries import HandedBack
+from fsworker.retry_in_place import InPlaceRetry, has_failures
 
 __all__ = ["FUNCTION_PROPERTY", "Counters", "ProcessingLoop"]
 
@@ -103,6 +104,12 @@ class ProcessingLoop:
         if options.timeout_ms is not None:
             guest.before_call = self._cover
         self.counters = Counters()
+        # effectively-once retries a failed message in its place (fsworker/retry_in_place.py).
+        self._in_place = (
+            InPlaceRetry(options, self._decode, self._call_one, self._cover, self.counters)
+            if options.guarantee == Guarantee.EFFECTIVELY_ONCE
+            else None
+        )
         # Per-message processing latency (fscommon/latency.py), one update per batch.
         self.latency = LatencyHistogram()
         self._publisher = Publisher(io, options, function)
@@ -118,6 +125,7 @@ class ProcessingLoop:
             host=host,
             marks=self._marks,
             after_publish=after_publish,
+            rewind=options.guarantee == Guarantee.EFFECTIVELY_ONCE,
         )
 
     def stop(self) -> None:
@@ -326,6 +334,9 @@ class ProcessingLoop:
                 payloads.append(data)
         outcomes = self._call_guest(batch, payloads, failures)
         overrides = self._guest.last_output_meta if len(failures) < len(batch) else None
+        if self._in_place is not None and has_failures(failures, outcomes):
+            outcomes = list(outcomes)
+            overrides = self._in_place.settle(batch, failures, outcomes, overrides, attempts)
 
         published = self._publisher.publish_batch(batch, outcomes, overrides, failures)
         if not failures:  # the common case: every input done
@@ -384,6 +395,12 @@ class ProcessingLoop:
         )
         self.counters.processed += len(done)
         return kept, kept_attempts
+
+    def _call_one(self, msg: pulsar.Message, payload: bytes) -> tuple[Any, Any]:
+        """The guest on one input alone: its outcome and its output meta."""
+        outcome = self._call_guest([msg], [payload], {})[0]
+        metas = self._guest.last_output_meta
+        return outcome, metas[0] if metas else None
 
     def _call_guest(
         self,

@@ -16,9 +16,10 @@ import signal
 
 import pytest
 
+from tests import wasm_fixtures as fx
 from tests.helpers import Fsd, unique, wait_for
 from tests.slow_guest import write_slow_echo
-from tests.streams import OutputCollector, report, send
+from tests.streams import OutputCollector, Reader, report, send
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +64,43 @@ def test_a_batch_in_flight_when_the_worker_dies_is_not_lost(fsd: Fsd, pulsar_url
     assert fsd.replicas(name)[0]["restarts"] >= 1, "the kill did not happen while it ran"
     assert missing == [], f"{len(missing)} lost: {missing[:10]}"
     assert duplicates == 0
+
+
+# Echoes its input, except that it rejects (error code -1, no trap: the instance and its
+# global stay) the first input starting with "F" it sees: a failure that a retry cures.
+FAILS_ONCE = """
+(module
+  (memory (export "memory") 1)
+  (global $failed (mut i32) (i32.const 0))
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+    (if (i32.and (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 70))
+                 (i32.eqz (global.get $failed)))
+      (then (global.set $failed (i32.const 1)) (return (i64.const -1))))
+    (i64.or
+      (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+      (i64.extend_i32_u (local.get $len)))))
+"""
+
+
+def test_a_message_that_succeeds_on_its_retry_is_not_lost(fsd: Fsd, pulsar_url: str):
+    # Handed back for a later redelivery, it would come back after the messages behind it
+    # were published, and the broker would drop its output (a lower sequence id).
+    name, inp, out = unique("eo-retry"), unique("in"), unique("out")
+    payloads = [b"m-%d" % i for i in range(10)] + [b"F-once"] + [b"m-%d" % i for i in range(10, 20)]
+    send(pulsar_url, inp, payloads)
+    outputs = Reader(pulsar_url, out)
+    wasm = str(fx.write(fsd.workdir, name, FAILS_ONCE))
+    result = fsd.ctl(
+        "create", "-n", name, "-a", wasm, "-i", inp, "-o", out, "--guarantee",
+        "effectively-once", "--ordering", "strict", "--retry-delay-ms", "100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    try:
+        got = outputs.wait(len(payloads), timeout=60)
+        got += outputs.more_within(1.0)
+        assert [m.data() for m in got] == payloads  # all of them, once, in input order
+        replica = fsd.replicas(name)[0]
+        assert (replica["retried"], replica["dead_lettered"]) == (1, 0), replica
+    finally:
+        outputs.close()
