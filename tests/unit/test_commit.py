@@ -58,6 +58,9 @@ class Calls:
     def negative_acknowledge(self, msg: Msg) -> None:
         self.log.append(("nack", msg))
 
+    def redeliver_unacknowledged_messages(self) -> None:
+        self.log.append(("rewind", None))
+
     # io
     def flush(self) -> None:
         self.log.append(("flush", None))
@@ -181,6 +184,22 @@ def test_a_failed_synchronous_flush_redelivers_and_acknowledges_nothing() -> Non
     r.dead = 1
     assert c.commit(r, allow_pipeline=False) == 2
     assert [what for what, _ in calls.log] == ["flush", "nack", "nack"]
+
+
+def test_effectively_once_rewinds_instead_of_handing_messages_back() -> None:
+    # A nacked batch would come back behind newer outputs, whose higher sequence ids make
+    # the broker drop its own (docs/guarantees.md): the subscription is rewound instead.
+    calls = Calls()
+    calls.flush_fails = True
+    c, counters = committer(calls, cumulative=True, rewind=True)
+    assert c.commit(result([Msg("t", 1), Msg("t", 2)]), allow_pipeline=False) == 2
+    assert [what for what, _ in calls.log] == ["flush", "rewind"]
+    assert counters.failed == 2
+    calls.flush_fails = False
+    calls.log.clear()
+    c.commit(result([Msg("t", 1), Msg("t", 2)]), allow_pipeline=False)
+    # Nothing waits for a redelivery of its own: the batch comes back whole, in order.
+    assert [what for what, _ in calls.log] == ["flush", "ack-cumulative"]
 
 
 def test_shared_and_key_shared_subscriptions_acknowledge_each_message() -> None:
