@@ -41,11 +41,12 @@ from fsworker.done_marks import DoneMarks
 from fsworker.error_kinds import ErrorKind, Failure
 from fsworker.fsd_link import FsdLink
 from fsworker.guest import Guest
+from fsworker.guest_calls import GuestCalls
 from fsworker.host_context import HostContext
 from fsworker.publish import FUNCTION_PROPERTY, Publisher
 from fsworker.pulsar_fast import receiver
 from fsworker.pulsar_io import PulsarIO
-from fsworker.records import dead_letter, message_meta
+from fsworker.records import dead_letter
 from fsworker.redeliveries import HandedBack
 from fsworker.retry_in_place import InPlaceRetry, has_failures
 
@@ -76,6 +77,7 @@ class ProcessingLoop:
         ledger: AttemptLedger | None = None,
     ) -> None:
         self._guest = guest
+        self._calls = GuestCalls(guest)
         self._io = io
         # The client binding where it is a real consumer (fsworker/pulsar_fast.py).
         self._consumer = receiver(io.consumer)
@@ -106,7 +108,7 @@ class ProcessingLoop:
         self.counters = Counters()
         # effectively-once retries a failed message in its place (fsworker/retry_in_place.py).
         self._in_place = (
-            InPlaceRetry(options, self._decode, self._call_one, self._cover, self.counters)
+            InPlaceRetry(options, self._decode, self._calls.call_one, self._cover, self.counters)
             if options.guarantee == Guarantee.EFFECTIVELY_ONCE
             else None
         )
@@ -332,7 +334,7 @@ class ProcessingLoop:
                         payloads.append(None)
                         continue
                 payloads.append(data)
-        outcomes = self._call_guest(batch, payloads, failures)
+        outcomes = self._calls.call(batch, payloads, failures)
         overrides = self._guest.last_output_meta if len(failures) < len(batch) else None
         if self._in_place is not None and has_failures(failures, outcomes):
             outcomes = list(outcomes)
@@ -395,38 +397,3 @@ class ProcessingLoop:
         )
         self.counters.processed += len(done)
         return kept, kept_attempts
-
-    def _call_one(self, msg: pulsar.Message, payload: bytes) -> tuple[Any, Any]:
-        """The guest on one input alone: its outcome and its output meta."""
-        outcome = self._call_guest([msg], [payload], {})[0]
-        metas = self._guest.last_output_meta
-        return outcome, metas[0] if metas else None
-
-    def _call_guest(
-        self,
-        batch: list[pulsar.Message],
-        payloads: list[bytes | None],
-        failures: dict[int, tuple[str, str]],
-    ) -> list[Any]:
-        """Run the guest on the decodable payloads; outcomes line up with ``payloads``.
-
-        ``guest.last_output_meta`` is re-indexed the same way.
-        """
-        guest = self._guest
-        if len(failures) == len(batch):
-            return [None] * len(batch)  # nothing to call
-        if not failures:  # the common case: no index bookkeeping on the hot path
-            metas = [message_meta(m) for m in batch] if guest.uses_message_metadata else None
-            return guest.call_batch(payloads, metas)  # type: ignore[arg-type]
-        index = [i for i, p in enumerate(payloads) if p is not None]
-        metas = [message_meta(batch[i]) for i in index] if guest.uses_message_metadata else None
-        results = guest.call_batch([payloads[i] for i in index], metas)  # type: ignore[misc]
-        outcomes: list[Any] = [None] * len(payloads)
-        for i, result in zip(index, results, strict=True):
-            outcomes[i] = result
-        if guest.last_output_meta is not None:
-            spread: list[Any] = [None] * len(payloads)
-            for i, meta in zip(index, guest.last_output_meta, strict=True):
-                spread[i] = meta
-            guest.last_output_meta = spread
-        return outcomes

@@ -51,6 +51,7 @@ from fsd.broker import EmbeddedPulsar  # noqa: E402
 from fsworker import cli as worker_cli  # noqa: E402
 from fsworker.commit import Committer  # noqa: E402
 from fsworker.fsd_link import FsdLink  # noqa: E402
+from fsworker.guest_calls import GuestCalls  # noqa: E402
 from fsworker.loop import ProcessingLoop  # noqa: E402
 from fsworker.publish import Publisher  # noqa: E402
 from perf.harness import progress  # noqa: E402
@@ -64,7 +65,7 @@ WRAPPED = (
     (ProcessingLoop, "_take_batch"),
     (ProcessingLoop, "_handle"),
     (ProcessingLoop, "_run"),
-    (ProcessingLoop, "_call_guest"),
+    (GuestCalls, "call"),
     (Publisher, "publish_batch"),
     (Committer, "commit"),
 )
@@ -236,10 +237,10 @@ def worker_drain(url: str, topic: str, n: int, workdir: Path, wasm: Path) -> dic
     return {
         "take batch (and earlier acks)": r["_take_batch"],
         "ids + attempt ledger": r["_handle"] - r["_run"],
-        "guest call + framing": r["_call_guest"],
+        "guest call + framing": r["call"],
         "publish": r["publish_batch"],
         "commit (and earlier acks)": r["commit"],
-        "rest of the batch": r["_run"] - r["_call_guest"] - r["publish_batch"] - r["commit"],
+        "rest of the batch": r["_run"] - r["call"] - r["publish_batch"] - r["commit"],
         "main thread": r["main thread"],
         "process": r["process"],
         "msg/s": r["msg/s"],
