@@ -134,6 +134,7 @@ class Committer:
         # effectively-once: a batch that did not make it is redelivered by rewinding the
         # subscription, so nothing after it is taken (and published) before it comes back.
         self._rewind = rewind
+        self.rewinds = 0  # how many times it rewound: what the loop still holds comes again
         self._pending: deque[_Pending] = deque()  # oldest first
         self._in_flight = 0  # inputs of the pending batches
         # Failover: ids (serialized) per topic handed back for redelivery and not yet settled.
@@ -247,6 +248,7 @@ class Committer:
             # Its outputs' sequence ids must stay ahead of everything after it (docs/guarantees.md):
             # the Failover subscription starts again from the oldest unacknowledged message.
             rewind()
+            self.rewinds += 1
         elif not self._at_most_once:
             self._note_awaiting(result.batch)
             nack = self._consumer.negative_acknowledge

@@ -217,6 +217,7 @@ class ProcessingLoop:
         # its sequence id (the input's position) is above every one published before it,
         # and the suspects usually come first (redelivered from where the dead worker was).
         whole = not any(mid in known for mid in mids)  # no suspect: cumulative acks allowed
+        rewinds = self._committer.rewinds
         run: list[tuple[pulsar.Message, bytes, int]] = []
         for msg, mid in zip(batch, mids, strict=True):
             seen = known.get(mid)
@@ -225,7 +226,11 @@ class ProcessingLoop:
                 continue
             self._run_innocent(ledger, run, whole)
             run = []
+            if self._committer.rewinds != rewinds:
+                return  # a run did not make it: the subscription brings the rest again, in order
             self._run_suspect(ledger, msg, mid, max(seen, self._redeliveries(msg)) + 1)
+            if self._committer.rewinds != rewinds:
+                return
         self._run_innocent(ledger, run, whole)
 
     def _run_innocent(

@@ -1,11 +1,14 @@
-"""fsworker/loop.py's heartbeats: fsd learns what a replica did as soon as it goes idle.
+"""fsworker/loop.py over in-process stand-ins: heartbeats, and what it does after a rewind.
 
-Found in the walkthrough: ``fsctl status`` right after the output came showed
-``RECEIVED 1 PROCESSED 0`` until the next timed beat (up to a heartbeat interval).
+Heartbeats: fsd learns what a replica did as soon as it goes idle. Found in the
+walkthrough: ``fsctl status`` right after the output came showed ``RECEIVED 1
+PROCESSED 0`` until the next timed beat (up to a heartbeat interval).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pulsar
@@ -23,7 +26,11 @@ class EchoGuest:
     last_output_meta = None
     uses_message_metadata = False
 
+    def __init__(self) -> None:
+        self.called: list[bytes] = []
+
     def call_batch(self, payloads: list[bytes], metas: Any) -> list[list[bytes]]:
+        self.called += payloads
         return [[p] for p in payloads]
 
 
@@ -53,6 +60,7 @@ class Trickle:
         self.messages = messages
         self.idle = idle
         self.loop: ProcessingLoop | None = None
+        self.rewound = False
 
     def receive(self, timeout_millis: int | None = None) -> Any:
         if self.messages:
@@ -67,6 +75,11 @@ class Trickle:
 
     def negative_acknowledge(self, msg: Any) -> None:
         raise AssertionError("nothing should be handed back")
+
+    def redeliver_unacknowledged_messages(self) -> None:
+        self.rewound = True
+        if self.loop is not None:
+            self.loop.stop()
 
 
 class RecordingLink:
@@ -84,20 +97,27 @@ class RecordingLink:
         pass
 
 
-def _loop(messages: int, idle: int) -> tuple[ProcessingLoop, RecordingLink, Sink]:
+def _loop(
+    messages: int,
+    idle: int,
+    options: FunctionOptions | None = None,
+    ledger: Any = None,
+    io_class: type[LocalIO] = LocalIO,
+) -> tuple[ProcessingLoop, RecordingLink, Sink]:
     sink = Sink()
     queued = [LocalMessage(LocalInput(b"m%d" % i), i + 1, "run") for i in range(messages)]
     consumer = Trickle(queued, idle)
     link = RecordingLink()
     loop = ProcessingLoop(
         EchoGuest(),  # type: ignore[arg-type]
-        LocalIO("f", consumer, sink),  # type: ignore[arg-type]
+        io_class("f", consumer, sink),  # type: ignore[arg-type]
         link,  # type: ignore[arg-type]
-        FunctionOptions(),
+        options or FunctionOptions(),
         "f",
         0,
         max_batch=10,
         heartbeat_interval=3600.0,  # no timed beat after the first one during the test
+        ledger=ledger,
     )
     consumer.loop = link.loop = loop
     return loop, link, sink
@@ -117,3 +137,49 @@ def test_an_idle_replica_with_nothing_new_sends_no_extra_beats():
     loop, link, _sink = _loop(messages=0, idle=5)
     loop.run()
     assert [running for running, _ in link.beats] == [True, False]  # the start and the end
+
+
+class FirstFlushFails(LocalIO):
+    """The broker does not confirm the first batch's outputs."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.flushes == 1:
+            raise pulsar.Timeout("not confirmed")
+
+
+class Ledger:
+    """The attempt ledger as the loop sees it, with one suspect: the second message."""
+
+    def __init__(self, suspect: bytes) -> None:
+        self.suspect = suspect
+
+    def known(self) -> dict[bytes, int]:
+        return {self.suspect: 1}
+
+    def begin(self, entries: list[tuple[bytes, int]]) -> None:
+        pass
+
+    def settle(self, mid: bytes, attempts: int | None) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def suspect_call(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        pass
+
+
+def test_after_a_rewind_the_rest_of_the_batch_in_hand_is_not_processed():
+    # effectively-once: the first run of the batch (before the suspect) is not confirmed,
+    # so the subscription is rewound; calling the suspect and the rest now would publish
+    # them ahead of that run, whose outputs the broker would then drop as duplicates.
+    options = FunctionOptions(guarantee="effectively-once", ordering="strict")
+    suspect = LocalMessage(LocalInput(b"m1"), 2, "run").message_id().serialize()
+    loop, _link, _sink = _loop(3, 5, options, Ledger(suspect), FirstFlushFails)
+    loop.run()
+    assert loop._consumer.rewound
+    assert loop._guest.called == [b"m0"]  # not the suspect m1, not m2
