@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fscommon.function_options import FunctionOptions, OptionError
+from fscommon.function_options import FunctionOptions, Guarantee, OptionError
 from fscommon.protocol import Desired
 from fsd.autoscale import AutoscaleBounds, AutoscaleInvalid
 
@@ -128,6 +128,8 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
         autoscale = bounds.to_dict()
         # An explicit -r inside the bounds is where it starts; otherwise at the minimum.
         replicas = bounds.clamp(replicas if "replicas" in args else bounds.min_replicas)
+    max_replicas = autoscale["max_replicas"] if autoscale is not None else 1
+    check_one_replica(name, options.guarantee, replicas, max_replicas)
     return {
         "name": name,
         "inputs": inputs,
@@ -137,6 +139,19 @@ def validate_create_args(args: dict[str, Any]) -> dict[str, Any]:
         "options": options.to_dict(),
         "autoscale": autoscale,
     }
+
+
+def check_one_replica(name: str, guarantee: Any, replicas: int, max_replicas: int) -> None:
+    """effectively-once runs one replica: its output producer's name is fixed per input
+    topic, and a Failover switch between two live replicas leaves it with the one that was
+    active (docs/guarantees.md); raises SpecInvalid otherwise."""
+    if guarantee == Guarantee.EFFECTIVELY_ONCE and max(replicas, max_replicas) > 1:
+        raise SpecInvalid(
+            f"function '{name}' is effectively-once, which runs one replica (asked for "
+            f"{max(replicas, max_replicas)}): a Failover switch between live replicas would "
+            f"leave the output producer with the old one; use -r 1 (fsd restarts a dead replica "
+            f"within about a second), or --guarantee at-least-once to scale out"
+        )
 
 
 def validate_autoscale(raw: Any) -> AutoscaleBounds:

@@ -23,6 +23,7 @@ from fsd.function_spec import (
     Desired,
     FunctionSpec,
     SpecInvalid,
+    check_one_replica,
     validate_autoscale,
     validate_config,
     validate_create_args,
@@ -168,6 +169,10 @@ class FunctionService:
                 f"--min-replicas N --max-replicas M', or fix the count with 'fsctl update -n "
                 f"{name} --no-autoscale' and then 'fsctl scale'",
             )
+        try:
+            check_one_replica(name, spec.options.get("guarantee"), replicas, 1)
+        except SpecInvalid as exc:
+            raise _invalid(exc) from None
         self._not_busy(name)
         spec.replicas = replicas
         return self._write(spec, "function scaled")
@@ -273,6 +278,7 @@ def _autoscale_changes(spec: FunctionSpec, args: dict[str, Any]) -> dict[str, An
         raw = {**spec.autoscale, **raw}  # e.g. only --max-replicas: keep the rest
     try:
         bounds = validate_autoscale(raw)
+        check_one_replica(spec.name, spec.options.get("guarantee"), 1, bounds.max_replicas)
     except SpecInvalid as exc:
         raise _invalid(exc) from None
     return {"autoscale": bounds.to_dict(), "replicas": bounds.clamp(spec.replicas)}

@@ -104,3 +104,18 @@ def test_a_message_that_succeeds_on_its_retry_is_not_lost(fsd: Fsd, pulsar_url: 
         assert (replica["retried"], replica["dead_lettered"]) == (1, 0), replica
     finally:
         outputs.close()
+
+
+def test_effectively_once_refuses_more_than_one_replica(fsd: Fsd):
+    name = unique("eo-one")
+    wasm = str(fx.write(fsd.workdir, name, fx.ECHO))
+    base = ["-n", name, "-a", wasm, "-i", unique("in"), "-o", unique("out"), "--guarantee",
+            "effectively-once", "--ordering", "strict"]  # fmt: skip
+    refused = fsd.ctl("create", *base, "-r", "2")
+    assert refused.returncode != 0 and "runs one replica" in refused.stderr, refused
+    assert fsd.ctl("create", *base).returncode == 0
+    scaled = fsd.ctl("scale", "-n", name, "-r", "2")
+    assert scaled.returncode != 0 and "runs one replica" in scaled.stderr, scaled
+    bounds = fsd.ctl("update", "-n", name, "--min-replicas", "1", "--max-replicas", "3")
+    assert bounds.returncode != 0 and "runs one replica" in bounds.stderr, bounds
+    assert len(fsd.replicas(name)) == 1

@@ -52,3 +52,22 @@ def test_a_trailing_newline_is_not_part_of_a_valid_name_or_topic():
         validate_name("victim\n")
     with pytest.raises(SpecInvalid):
         validate_topic("topic\n", "input")
+
+
+EO = {"guarantee": "effectively-once", "ordering": "strict"}
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"replicas": 2},
+        {"autoscale": {"min_replicas": 1, "max_replicas": 3}},
+    ],
+)
+def test_effectively_once_runs_one_replica(patch):
+    # Its output producer's name is fixed per input topic: a Failover switch between live
+    # replicas leaves it with the old one (docs/guarantees.md).
+    with pytest.raises(SpecInvalid, match="effectively-once, which runs one replica"):
+        validate_create_args({**BASE, "options": EO, **patch})
+    assert validate_create_args({**BASE, "options": EO})["replicas"] == 1
+    assert validate_create_args({**BASE, **patch})["replicas"] >= 1  # at-least-once scales
