@@ -51,7 +51,7 @@ import pulsar  # noqa: E402
 
 from perf.harness import BenchError, interrupt, machine_info, progress  # noqa: E402
 from tests.helpers import EXAMPLES, Fsd, free_port, unique  # noqa: E402
-from tests.streams import OutputCollector, client, person, report  # noqa: E402
+from tests.streams import OutputCollector, client, paced, person, report  # noqa: E402
 
 BASIC = str(EXAMPLES / "basic" / "c" / "basic.wasm")
 FSD_START_S = 240.0  # an fsd start includes its broker's (a JVM, slower on a busy machine)
@@ -80,13 +80,9 @@ class ConfirmedProducer(threading.Thread):
                 block_if_queue_full=True,
                 send_timeout_millis=0,
             )
-            started = time.monotonic()
-            for i in range(self.count):
+            for i in paced(self.count, self.rate):
                 producer.send_async(person(i), self._on_sent(i))
                 self.sent = i + 1
-                ahead = started + (i + 1) / self.rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
             producer.flush()
             while True:
                 with self._lock:

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pulsar
 
@@ -19,6 +20,16 @@ def client(url: str) -> pulsar.Client:
 def person(i: int) -> bytes:
     """Input record number i for the basic example."""
     return json.dumps({"name": f"m-{i}", "money": i}, separators=(",", ":")).encode()
+
+
+def paced(count: int, rate: float) -> Iterator[int]:
+    """0..count-1, the caller's work for each taking its place at about ``rate`` per second."""
+    started = time.monotonic()
+    for i in range(count):
+        yield i
+        ahead = started + (i + 1) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 class StreamProducer(threading.Thread):
@@ -37,13 +48,9 @@ class StreamProducer(threading.Thread):
                 self.topic, batching_enabled=True, batching_max_publish_delay_ms=5,
                 block_if_queue_full=True,
             )  # fmt: skip
-            started = time.monotonic()
-            for i in range(self.count):
+            for i in paced(self.count, self.rate):
                 producer.send_async(person(i), None)
                 self.sent = i + 1
-                ahead = started + (i + 1) / self.rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
             producer.flush()
             producer.close()
         except BaseException as exc:  # reported by the test
